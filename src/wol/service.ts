@@ -1,0 +1,430 @@
+import { EventEmitter } from 'node:events';
+import os from 'node:os';
+import type { StateDatabase } from '../core/database';
+import { invalidArgument, messageOf, VigilError } from '../core/errors';
+import { interfaceAddresses, normalizeMac, parseMac } from './addresses';
+import { makeHostSpec, type HostOptions, type ResolveEnvironment } from './config';
+import {
+  captureFilter,
+  hasNetRawCapability,
+  IcmpPinger,
+  MagicSender,
+  PcapCapture,
+  type Capture,
+  type FrameHandler,
+} from './io';
+import { WolStore } from './store';
+import { WolWatcher, type Host, type HostSpec, type HostState, type WakeDecision } from './watcher';
+
+/** What the service logs through (winston's logger has this shape). */
+export interface WolLogger {
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+  debug(message: string): void;
+}
+
+/** The kernel-facing parts, replaceable so the service runs unprivileged in unit tests. */
+export interface WolIo {
+  canCapture(): boolean;
+  openCapture(iface: string, filter: string, onFrame: FrameHandler): Capture;
+  createSender(): MagicSender;
+  createPinger(
+    onReply: (ip: string) => void,
+    onError: (message: string) => void,
+  ): { ping(ip: string): void; close(): void } | undefined;
+}
+
+export const kernelIo: WolIo = {
+  canCapture: () => hasNetRawCapability(),
+  openCapture: (iface, filter, onFrame) => new PcapCapture(iface, filter, onFrame),
+  createSender: () => new MagicSender(),
+  createPinger: (onReply, onError) => new IcmpPinger(onReply, onError),
+};
+
+export interface WolServiceOptions {
+  readonly log: WolLogger;
+  /** Hosts from the config file (`hostsFromConfig`). */
+  readonly configHosts?: readonly HostSpec[];
+  /** Where hosts added over D-Bus and wake counters persist; without it nothing persists. */
+  readonly db?: StateDatabase;
+  /** Also send the magic packet as a raw Ethernet frame of type 0x0842 (like etherwake). */
+  readonly sendEthernetFrame?: boolean;
+  readonly tickMs?: number;
+  readonly now?: () => number;
+  readonly io?: WolIo;
+  readonly env?: ResolveEnvironment;
+}
+
+/** Properties of the WakeOnLan object whose changes are announced. */
+export type ServiceProperty = 'Interfaces' | 'WakesSent' | 'Available';
+/** Properties of a Host object. */
+export type HostProperty = 'State' | 'LastSeen' | 'LastWake' | 'WakeCount' | 'LastWakeDuration';
+
+export interface WakeSentEvent {
+  readonly name: string;
+  readonly mac: string;
+  readonly requesterIp: string;
+  readonly reason: string;
+}
+
+interface ServiceEvents {
+  hostAdded: [Host];
+  hostRemoved: [Host];
+  hostChanged: [Host, HostProperty[]];
+  changed: [ServiceProperty[]];
+  wakeSent: [WakeSentEvent];
+}
+
+/**
+ * The Wake-on-LAN watcher as the daemon runs it: the pure `WolWatcher` fed by captures,
+ * a clock tick and the pinger; wakes sent, logged, counted and persisted. The bus layer
+ * listens to its events and calls its methods; it never touches sockets itself.
+ */
+export class WolService extends EventEmitter<ServiceEvents> {
+  readonly watcher: WolWatcher;
+  wakesSent = 0;
+  available = false;
+  private readonly log: WolLogger;
+  private readonly store: WolStore | undefined;
+  private readonly io: WolIo;
+  private readonly now: () => number;
+  private readonly captures = new Map<string, Capture>();
+  private readonly lastSeenAnnounced = new Map<string, number>();
+  private sender: MagicSender | undefined;
+  private pinger: { ping(ip: string): void; close(): void } | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private lastAddressRefresh = 0;
+
+  constructor(private readonly options: WolServiceOptions) {
+    super();
+    this.log = options.log;
+    this.io = options.io ?? kernelIo;
+    this.now = options.now ?? Date.now;
+    this.store = options.db ? new WolStore(options.db) : undefined;
+    this.watcher = new WolWatcher(
+      {
+        wake: (d) => this.onWakeDecision(d),
+        stateChanged: (h, from, to, why) => this.onStateChanged(h, from, to, why),
+        seen: (h) => this.onSeen(h),
+      },
+      this.now,
+    );
+  }
+
+  async start(): Promise<void> {
+    for (const spec of this.options.configHosts ?? []) this.addWatched(spec);
+    for (const stored of this.store?.loadHosts() ?? []) {
+      if (this.watcher.host(stored.name)) {
+        this.log.warn(
+          `Wake-on-LAN: host "${stored.name}" added over D-Bus is also in the config file; the config wins`,
+        );
+        continue;
+      }
+      try {
+        const spec = makeHostSpec(
+          stored.name,
+          stored.mac,
+          stored.ip,
+          stored,
+          'bus',
+          this.options.env,
+        );
+        this.addWatched(spec);
+      } catch (e) {
+        this.log.error(`Wake-on-LAN: cannot restore host "${stored.name}": ${messageOf(e)}`);
+      }
+    }
+    this.sender = this.io.createSender();
+    await this.sender.start();
+    this.available = this.io.canCapture();
+    if (!this.available) {
+      this.log.warn(
+        'Wake-on-LAN watcher unavailable: capturing ARP needs CAP_NET_RAW; ' +
+          'hosts can be managed and woken by hand, but nothing is woken automatically',
+      );
+    } else {
+      try {
+        this.pinger = this.io.createPinger(
+          (ip) => this.watcher.noteAliveByIp(undefined, ip),
+          (message) => this.log.warn(`Wake-on-LAN: ICMP pinger: ${message}`),
+        );
+      } catch (e) {
+        this.log.warn(`Wake-on-LAN: no ICMP liveness probe: ${messageOf(e)}`);
+      }
+      this.syncCaptures();
+      this.log.info(
+        `Wake-on-LAN watcher watching ${this.watcher.list().length} host(s) on ` +
+          `${this.watcher.interfaces().join(', ') || 'no interface yet'}`,
+      );
+    }
+    this.emit('changed', ['Available', 'Interfaces']);
+    const tickMs = this.options.tickMs ?? 500;
+    this.timer = setInterval(() => this.tick(), tickMs);
+    this.timer.unref();
+    this.tick();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    for (const c of this.captures.values()) c.close();
+    this.captures.clear();
+    this.pinger?.close();
+    this.pinger = undefined;
+    this.sender?.close();
+    this.sender = undefined;
+  }
+
+  get interfaces(): string[] {
+    return this.watcher.interfaces();
+  }
+
+  get framesSeen(): number {
+    return this.watcher.framesSeen;
+  }
+
+  get framesMalformed(): number {
+    return this.watcher.framesMalformed;
+  }
+
+  listHosts(): Host[] {
+    return this.watcher.list();
+  }
+
+  host(name: string): Host {
+    const host = this.watcher.host(name);
+    if (!host) throw new VigilError('NotFound', `no host named "${name}"`);
+    return host;
+  }
+
+  /** AddHost: validate, watch, persist. */
+  addHost(name: string, mac: string, ip: string, options: HostOptions): Host {
+    const spec = makeHostSpec(name, mac, ip, options, 'bus', this.options.env);
+    const macClash = this.watcher.hostsByMac(spec.mac)[0];
+    if (macClash)
+      throw invalidArgument(`${spec.mac} is already watched as "${macClash.spec.name}"`);
+    const host = this.addWatched(spec);
+    this.store?.saveHost(spec, this.now());
+    this.log.info(
+      `Wake-on-LAN: watching ${spec.name} (${spec.mac}, ${spec.ip} on ${spec.interface}), added over D-Bus`,
+    );
+    return host;
+  }
+
+  removeHost(name: string): Host {
+    const host = this.host(name);
+    if (host.spec.source === 'config') {
+      throw new VigilError(
+        'NotSupported',
+        `host "${name}" comes from the config file; remove it there and restart`,
+      );
+    }
+    const interfacesBefore = this.watcher.interfaces().join(',');
+    this.watcher.removeHost(name);
+    this.store?.deleteHost(name);
+    this.lastSeenAnnounced.delete(name);
+    this.log.info(`Wake-on-LAN: no longer watching ${name}`);
+    this.emit('hostRemoved', host);
+    this.syncCaptures();
+    if (this.watcher.interfaces().join(',') !== interfacesBefore)
+      this.emit('changed', ['Interfaces']);
+    return host;
+  }
+
+  /**
+   * Manual wake by host name or MAC. A MAC nobody watches is woken on every watched interface
+   * (or every interface with IPv4 when none is watched).
+   */
+  async wake(nameOrMac: string): Promise<void> {
+    const byName = this.watcher.host(nameOrMac);
+    if (byName) {
+      const decision = this.watcher.wakeManually(byName.spec.name);
+      await this.pending.get(decision)?.catch(() => undefined);
+      this.throwIfFailed(decision);
+      return;
+    }
+    const macBytes = parseMac(nameOrMac);
+    if (!macBytes) {
+      if (/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(nameOrMac)) {
+        throw new VigilError('NotFound', `no host named "${nameOrMac}"`);
+      }
+      throw invalidArgument(`"${nameOrMac}" is neither a watched host name nor a MAC address`);
+    }
+    const mac = normalizeMac(nameOrMac);
+    const known = this.watcher.hostsByMac(mac)[0];
+    if (known) return this.wake(known.spec.name);
+    const sender = this.requireSender();
+    let targets = this.watcher.interfaces();
+    if (targets.length === 0) {
+      targets = Object.keys(os.networkInterfaces()).filter(
+        (i) => i !== 'lo' && interfaceAddresses(i).length > 0,
+      );
+    }
+    if (targets.length === 0)
+      throw new VigilError('Failed', 'no interface to send the magic packet on');
+    const errors: string[] = [];
+    for (const iface of targets) {
+      try {
+        await sender.send(mac, iface, this.ethernetVia(iface));
+        this.countWake({ name: '', mac, requesterIp: '', reason: 'manual' }, iface);
+      } catch (e) {
+        errors.push(`${iface}: ${messageOf(e)}`);
+      }
+    }
+    if (errors.length === targets.length) {
+      throw new VigilError('Failed', `cannot send the magic packet: ${errors.join('; ')}`);
+    }
+  }
+
+  private readonly pending = new Map<WakeDecision, Promise<void>>();
+  private readonly failed = new Map<WakeDecision, string>();
+
+  private throwIfFailed(decision: WakeDecision): void {
+    const error = this.failed.get(decision);
+    this.failed.delete(decision);
+    if (error) throw new VigilError('Failed', `cannot send the magic packet: ${error}`);
+  }
+
+  private requireSender(): MagicSender {
+    if (!this.sender) throw new VigilError('Failed', 'the Wake-on-LAN watcher is not started');
+    return this.sender;
+  }
+
+  private ethernetVia(iface: string): Capture | undefined {
+    return this.options.sendEthernetFrame ? this.captures.get(iface) : undefined;
+  }
+
+  private addWatched(spec: HostSpec): Host {
+    const interfacesBefore = this.watcher.interfaces().join(',');
+    const host = this.watcher.addHost(spec);
+    const saved = this.store?.loadStats(spec.name);
+    if (saved) this.watcher.restoreStatus(spec.name, saved);
+    this.emit('hostAdded', host);
+    if (this.sender) this.syncCaptures();
+    if (this.watcher.interfaces().join(',') !== interfacesBefore)
+      this.emit('changed', ['Interfaces']);
+    return host;
+  }
+
+  /** Open, re-filter or close captures so each watched interface has one with the right filter. */
+  private syncCaptures(): void {
+    if (!this.available) return;
+    const wanted = new Map<string, string[]>();
+    for (const h of this.watcher.list()) {
+      wanted.set(h.spec.interface, [...(wanted.get(h.spec.interface) ?? []), h.spec.mac]);
+    }
+    for (const [iface, capture] of this.captures) {
+      if (!wanted.has(iface)) {
+        capture.close();
+        this.captures.delete(iface);
+      }
+    }
+    for (const [iface, macs] of wanted) {
+      const filter = captureFilter(macs);
+      try {
+        const existing = this.captures.get(iface);
+        if (existing) existing.setFilter(filter);
+        else {
+          this.captures.set(
+            iface,
+            this.io.openCapture(iface, filter, (buf, length, truncated) =>
+              this.watcher.handleFrame(iface, buf, length, truncated),
+            ),
+          );
+          this.watcher.setLocalAddresses(
+            iface,
+            interfaceAddresses(iface).map((a) => a.address),
+          );
+        }
+      } catch (e) {
+        this.log.error(`Wake-on-LAN: cannot capture on ${iface}: ${messageOf(e)}`);
+      }
+    }
+  }
+
+  private tick(): void {
+    const now = this.now();
+    if (now - this.lastAddressRefresh > 10_000) {
+      this.lastAddressRefresh = now;
+      for (const iface of this.captures.keys()) {
+        this.watcher.setLocalAddresses(
+          iface,
+          interfaceAddresses(iface).map((a) => a.address),
+        );
+      }
+    }
+    const toPing = this.watcher.tick();
+    if (this.pinger) {
+      for (const host of toPing) {
+        try {
+          this.pinger.ping(host.spec.ip);
+        } catch (e) {
+          this.log.debug(`Wake-on-LAN: ping ${host.spec.ip}: ${messageOf(e)}`);
+        }
+      }
+    }
+  }
+
+  private onWakeDecision(decision: WakeDecision): void {
+    const { host } = decision;
+    this.emit('hostChanged', host, ['LastWake', 'WakeCount', 'LastWakeDuration']);
+    const promise = this.sendWake(decision).finally(() => this.pending.delete(decision));
+    this.pending.set(decision, promise);
+  }
+
+  private async sendWake(decision: WakeDecision): Promise<void> {
+    const { host } = decision;
+    try {
+      const sender = this.requireSender();
+      await sender.send(host.spec.mac, decision.interface, this.ethernetVia(decision.interface));
+      const forWhom =
+        decision.reason === 'manual'
+          ? 'on request'
+          : `for ${decision.requesterIp} (${decision.requesterMac})`;
+      this.log.info(
+        `Waking ${host.spec.name} (${host.spec.mac}) ${forWhom} on ${decision.interface}`,
+      );
+      this.countWake(
+        {
+          name: host.spec.name,
+          mac: host.spec.mac,
+          requesterIp: decision.requesterIp,
+          reason: decision.reason,
+        },
+        decision.interface,
+      );
+      this.store?.saveStats(host.spec.name, host.status);
+    } catch (e) {
+      this.failed.set(decision, messageOf(e));
+      this.log.error(`Wake-on-LAN: cannot wake ${host.spec.name}: ${messageOf(e)}`);
+    }
+  }
+
+  private countWake(event: WakeSentEvent, iface: string): void {
+    this.wakesSent++;
+    if (event.name === '') this.log.info(`Waking ${event.mac} on request on ${iface}`);
+    this.emit('wakeSent', event);
+    this.emit('changed', ['WakesSent']);
+  }
+
+  private onStateChanged(host: Host, from: HostState, to: HostState, why: string): void {
+    this.log.info(`Wake-on-LAN: ${host.spec.name} (${host.spec.ip}) is ${to}, was ${from}: ${why}`);
+    const props: HostProperty[] = ['State', 'LastSeen'];
+    if (from === 'waking' && to === 'online') {
+      props.push('LastWakeDuration');
+      this.store?.saveStats(host.spec.name, host.status);
+    }
+    this.lastSeenAnnounced.set(host.spec.name, host.status.lastSeen);
+    this.emit('hostChanged', host, props);
+  }
+
+  /** LastSeen moves with every frame; announce it at most once a second per host. */
+  private onSeen(host: Host): void {
+    const announced = this.lastSeenAnnounced.get(host.spec.name) ?? 0;
+    if (host.status.lastSeen - announced >= 1000) {
+      this.lastSeenAnnounced.set(host.spec.name, host.status.lastSeen);
+      this.emit('hostChanged', host, ['LastSeen']);
+    }
+  }
+}
