@@ -1,0 +1,284 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { openStateDatabase } from '../../src/core/database';
+import { parseIni } from '../../src/core/ini';
+import {
+  normalizeHostIp,
+  normalizeMac,
+  parseAddressList,
+  validateHostName,
+  validateInterface,
+} from '../../src/wol/addresses';
+import { hostsFromConfig, lookupEthers, makeHostSpec } from '../../src/wol/config';
+import { magicEthernetFrame, magicPacket } from '../../src/wol/frames';
+import { captureFilter, hasNetRawCapability, isEchoReplyFor } from '../../src/wol/io';
+import { WolStore } from '../../src/wol/store';
+
+let dir: string;
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-wol-config-'));
+});
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const env = () => ({
+  ethersPath: path.join(dir, 'ethers'),
+  interfaceForIp: (ip: string) => (ip.startsWith('10.9.') ? 'lo' : undefined),
+});
+
+describe('addresses', () => {
+  test('MACs in the usual spellings normalize; broken or non-unicast ones are refused', () => {
+    for (const text of [
+      '00:1A:2b:3c:4d:5e',
+      '00-1a-2b-3c-4d-5e',
+      '001a.2b3c.4d5e',
+      '001a2b3c4d5e',
+    ]) {
+      expect(normalizeMac(text)).toBe('00:1a:2b:3c:4d:5e');
+    }
+    expect(normalizeMac('0:1:2:3:4:5')).toBe('00:01:02:03:04:05');
+    for (const text of [
+      '',
+      'zz:1a:2b:3c:4d:5e',
+      '00:1a:2b:3c:4d',
+      '00:1a:2b:3c:4d:5e:6f',
+      '00:1a:2b-3c:4d:5e:',
+    ]) {
+      expect(() => normalizeMac(text)).toThrow(/invalid MAC/);
+    }
+    expect(() => normalizeMac('ff:ff:ff:ff:ff:ff')).toThrow(/unicast/);
+    expect(() => normalizeMac('01:00:5e:00:00:01')).toThrow(/unicast/);
+    expect(() => normalizeMac('00:00:00:00:00:00')).toThrow(/unicast/);
+  });
+
+  test('host IPs must be unicast dotted quads', () => {
+    expect(normalizeHostIp(' 192.168.1.58 ')).toBe('192.168.1.58');
+    for (const bad of [
+      '192.168.1',
+      '192.168.1.256',
+      '192.168.01.5',
+      '0.0.0.0',
+      '255.255.255.255',
+      '224.0.0.1',
+      '127.0.0.1',
+      '::1',
+      'host',
+    ]) {
+      expect(() => normalizeHostIp(bad)).toThrow(/IPv4 address/);
+    }
+  });
+
+  test('OnlyFrom lists take addresses and CIDR blocks, separated by commas or spaces', () => {
+    expect(parseAddressList('10.0.0.1, 10.1.2.3/16  192.168.1.7').map((r) => r.text)).toEqual([
+      '10.0.0.1',
+      '10.1.0.0/16',
+      '192.168.1.7',
+    ]);
+    for (const bad of ['10.0.0.1/33', '10.0.0/8', 'x', '10.0.0.1/8/2', '10.0.0.1/']) {
+      expect(() => parseAddressList(bad)).toThrow(/invalid requester/);
+    }
+  });
+
+  test('names and interfaces are checked', () => {
+    expect(validateHostName('theobromine')).toBe('theobromine');
+    expect(validateHostName('nas-2.home')).toBe('nas-2.home');
+    for (const bad of ['', '-x', '.x', 'a b', 'a/b', 'ä', 'x'.repeat(64)]) {
+      expect(() => validateHostName(bad)).toThrow(/invalid host name/);
+    }
+    expect(validateInterface('lo')).toBe('lo');
+    expect(() => validateInterface('../etc')).toThrow(/invalid interface/);
+    expect(() => validateInterface('x'.repeat(16))).toThrow(/invalid interface/);
+    expect(() => validateInterface('nosuchif0')).toThrow(/no network interface/);
+  });
+});
+
+describe('wakeupd config', () => {
+  test('hosts are read from [host:NAME] sections, MACs from /etc/ethers when absent', () => {
+    fs.writeFileSync(
+      path.join(dir, 'ethers'),
+      '# comment\n00:11:22:33:44:55 theobromine\n00:11:22:33:44:66\tcaffeine # trailing\n',
+    );
+    expect(lookupEthers('caffeine', path.join(dir, 'ethers'))).toBe('00:11:22:33:44:66');
+    expect(lookupEthers('nobody', path.join(dir, 'ethers'))).toBeUndefined();
+    expect(lookupEthers('x', path.join(dir, 'missing'))).toBeUndefined();
+    const text = [
+      '[daemon]',
+      'log_level = debug',
+      '[host:theobromine]',
+      'ip = 10.9.0.58',
+      'interface = lo',
+      'onlyfrom = 10.9.0.2, 10.9.0.3',
+      'timeout = 120',
+      '[host:nas]',
+      'ip: 10.9.0.60',
+      'mac: 00-11-22-33-44-77',
+      'cooldown: 0',
+      'colour = blue',
+    ].join('\n');
+    const { hosts, warnings } = hostsFromConfig(parseIni(text, 'vigil.conf'), 'vigil.conf', env());
+    expect(hosts.map((h) => ({ ...h, onlyFrom: h.onlyFrom.map((r) => r.text) }))).toEqual([
+      {
+        name: 'theobromine',
+        mac: '00:11:22:33:44:55',
+        ip: '10.9.0.58',
+        interface: 'lo',
+        onlyFrom: ['10.9.0.2', '10.9.0.3'],
+        timeout: 120,
+        cooldown: 10,
+        source: 'config',
+      },
+      {
+        name: 'nas',
+        mac: '00:11:22:33:44:77',
+        ip: '10.9.0.60',
+        interface: 'lo',
+        onlyFrom: [],
+        timeout: 90,
+        cooldown: 0,
+        source: 'config',
+      },
+    ]);
+    expect(warnings).toEqual(['vigil.conf:8: [host:nas]: unknown key "colour" ignored']);
+  });
+
+  test('an invalid host fails the file with its line', () => {
+    const bad = [
+      ['[host:x]\nip = 10.9.0.1\nmac = nonsense', /vigil.conf:1: \[host:x\]: invalid MAC/],
+      ['[host:x]\nmac = 00:11:22:33:44:55', /"ip" is missing/],
+      ['[host:ghost]\nip = 10.9.0.1', /"mac" is missing and "ghost" is not in/],
+      [
+        '[host:x]\nip = 10.9.0.1\nmac = 00:11:22:33:44:55\ntimeout = soon',
+        /timeout must be whole seconds/,
+      ],
+      ['[host:x]\nip = 10.9.0.1\nmac = 00:11:22:33:44:55\ntimeout = 0', /timeout must be/],
+      [
+        '[host:x]\nip = 10.9.0.1\nmac = 00:11:22:33:44:55\ninterface = nosuch0',
+        /no network interface/,
+      ],
+      ['[host:x]\nip = 172.31.0.1\nmac = 00:11:22:33:44:55', /no interface of this machine/],
+      [
+        '[host:x]\nip = 10.9.0.1\nmac = 00:11:22:33:44:55\nonlyfrom = everyone',
+        /invalid requester/,
+      ],
+      ['[host:a b]\nip = 10.9.0.1\nmac = 00:11:22:33:44:55', /invalid host name/],
+      [
+        '[host:x]\nip=10.9.0.1\nmac=00:11:22:33:44:55\n[host:x]\nip=10.9.0.2\nmac=00:11:22:33:44:56',
+        /defined twice/,
+      ],
+    ] as const;
+    for (const [text, message] of bad) {
+      expect(() => hostsFromConfig(parseIni(text), 'vigil.conf', env())).toThrow(message);
+    }
+  });
+
+  test('AddHost options are validated the same way', () => {
+    const spec = makeHostSpec(
+      'a',
+      '00:11:22:33:44:55',
+      '10.9.0.5',
+      { onlyFrom: ['10.9.0.1', '10.9.0.0/30'] },
+      'bus',
+      env(),
+    );
+    expect(spec.interface).toBe('lo');
+    expect(spec.onlyFrom.map((r) => r.text)).toEqual(['10.9.0.1', '10.9.0.0/30']);
+    expect(() =>
+      makeHostSpec('a', '00:11:22:33:44:55', '10.9.0.5', { cooldown: 1.5 }, 'bus', env()),
+    ).toThrow(/cooldown/);
+  });
+});
+
+describe('store', () => {
+  test('hosts added over D-Bus and wake counters survive reopening the database', () => {
+    const stateDir = path.join(dir, 'state');
+    const spec = makeHostSpec(
+      'theobromine',
+      '00:11:22:33:44:55',
+      '10.9.0.58',
+      { interface: 'lo', onlyFrom: '10.9.0.0/24', cooldown: 5 },
+      'bus',
+      env(),
+    );
+    let db = openStateDatabase(stateDir);
+    let store = new WolStore(db);
+    store.saveHost(spec);
+    store.saveStats('theobromine', {
+      state: 'online',
+      lastSeen: 1,
+      lastWake: 1234,
+      wakeCount: 3,
+      lastWakeDuration: 4200,
+      lastPing: 0,
+      since: 0,
+    });
+    db.close();
+    db = openStateDatabase(stateDir);
+    store = new WolStore(db);
+    expect(store.loadHosts()).toEqual([
+      {
+        name: 'theobromine',
+        mac: '00:11:22:33:44:55',
+        ip: '10.9.0.58',
+        interface: 'lo',
+        onlyFrom: ['10.9.0.0/24'],
+        timeout: 90,
+        cooldown: 5,
+      },
+    ]);
+    expect(store.loadStats('theobromine')).toEqual({
+      lastWake: 1234,
+      wakeCount: 3,
+      lastWakeDuration: 4200,
+    });
+    store.deleteHost('theobromine');
+    expect(store.loadHosts()).toEqual([]);
+    expect(store.loadStats('theobromine')).toBeUndefined();
+    db.close();
+  });
+});
+
+describe('packets', () => {
+  test('the magic packet is 6×0xff then the MAC 16 times, also as a 0x0842 frame', () => {
+    const packet = magicPacket('00:11:22:33:44:55');
+    expect(packet.length).toBe(102);
+    expect(packet.subarray(0, 6)).toEqual(Buffer.alloc(6, 0xff));
+    for (let i = 0; i < 16; i++) {
+      expect(packet.subarray(6 + i * 6, 12 + i * 6).toString('hex')).toBe('001122334455');
+    }
+    const frame = magicEthernetFrame('00:11:22:33:44:55', Buffer.from('020000000001', 'hex'));
+    expect(frame.subarray(0, 14).toString('hex')).toBe('ffffffffffff0200000000010842');
+    expect(frame.subarray(14)).toEqual(packet);
+  });
+
+  test('the capture filter takes ARP plus frames from watched MACs', () => {
+    expect(captureFilter([])).toBe('arp');
+    expect(captureFilter(['00:11:22:33:44:66', '00:11:22:33:44:55', '00:11:22:33:44:66'])).toBe(
+      'arp or ether src 00:11:22:33:44:55 or ether src 00:11:22:33:44:66',
+    );
+  });
+
+  test('echo replies are recognised by identifier; short or foreign packets are not', () => {
+    const reply = Buffer.alloc(28);
+    reply[0] = 0x45;
+    reply[20] = 0;
+    reply.writeUInt16BE(0x1234, 24);
+    expect(isEchoReplyFor(reply, 0x1234)).toBe(true);
+    expect(isEchoReplyFor(reply, 0x1235)).toBe(false);
+    expect(isEchoReplyFor(reply.subarray(0, 27), 0x1234)).toBe(false);
+    const request = Buffer.from(reply);
+    request[20] = 8;
+    expect(isEchoReplyFor(request, 0x1234)).toBe(false);
+    const badHeader = Buffer.from(reply);
+    badHeader[0] = 0x4f; // 60-byte header in a 28-byte packet
+    expect(isEchoReplyFor(badHeader, 0x1234)).toBe(false);
+  });
+
+  test('CAP_NET_RAW is read from the effective capability set', () => {
+    const status = path.join(dir, 'status');
+    fs.writeFileSync(status, 'Name:\tnode\nCapEff:\t0000000000002000\n');
+    expect(hasNetRawCapability(status)).toBe(true);
+    fs.writeFileSync(status, 'Name:\tnode\nCapEff:\t0000000000000000\n');
+    expect(hasNetRawCapability(status)).toBe(false);
+    expect(hasNetRawCapability(path.join(dir, 'nonexistent'))).toBe(false);
+  });
+});
