@@ -19,7 +19,7 @@ import { WolWatcher, type Host, type HostSpec, type HostState, type WakeDecision
 /** What the service logs through (winston's logger has this shape). */
 export interface WolLogger {
   info(message: string): void;
-  warn(message: string): void;
+  warning(message: string): void;
   error(message: string): void;
   debug(message: string): void;
 }
@@ -116,7 +116,7 @@ export class WolService extends EventEmitter<ServiceEvents> {
     for (const spec of this.options.configHosts ?? []) this.addWatched(spec);
     for (const stored of this.store?.loadHosts() ?? []) {
       if (this.watcher.host(stored.name)) {
-        this.log.warn(
+        this.log.warning(
           `Wake-on-LAN: host "${stored.name}" added over D-Bus is also in the config file; the config wins`,
         );
         continue;
@@ -139,7 +139,7 @@ export class WolService extends EventEmitter<ServiceEvents> {
     await this.sender.start();
     this.available = this.io.canCapture();
     if (!this.available) {
-      this.log.warn(
+      this.log.warning(
         'Wake-on-LAN watcher unavailable: capturing ARP needs CAP_NET_RAW; ' +
           'hosts can be managed and woken by hand, but nothing is woken automatically',
       );
@@ -147,10 +147,10 @@ export class WolService extends EventEmitter<ServiceEvents> {
       try {
         this.pinger = this.io.createPinger(
           (ip) => this.watcher.noteAliveByIp(undefined, ip),
-          (message) => this.log.warn(`Wake-on-LAN: ICMP pinger: ${message}`),
+          (message) => this.log.warning(`Wake-on-LAN: ICMP pinger: ${message}`),
         );
       } catch (e) {
-        this.log.warn(`Wake-on-LAN: no ICMP liveness probe: ${messageOf(e)}`);
+        this.log.warning(`Wake-on-LAN: no ICMP liveness probe: ${messageOf(e)}`);
       }
       this.syncCaptures();
       this.log.info(

@@ -72,6 +72,8 @@ export interface WatcherListener {
 
 /** Our own ping of a host makes the kernel ARP for it for about 3 s (mcast_solicit × 1 s). */
 export const OWN_PROBE_WINDOW_MS = 5000;
+/** How often a waking host is pinged to see it come up. */
+export const WAKING_PING_INTERVAL_MS = 1000;
 export const MAX_TIMEOUT_SECONDS = 7 * 24 * 3600;
 
 export function validateTiming(timeout: number, cooldown: number): void {
@@ -315,8 +317,8 @@ export class WolWatcher {
 
   /**
    * Advance the clock: time hosts out, and return the hosts to ping now. As in wakeupd, a host
-   * is pinged once at first, then only while online and when what we know of it is older
-   * than half its timeout (and not more often than that).
+   * is pinged once at first, then while online only when what we know of it is older than
+   * half its timeout (and not more often than that); while waking, every second.
    */
   tick(): Host[] {
     const now = this.now();
@@ -334,7 +336,10 @@ export class WolWatcher {
       const interval = timeoutMs / 2;
       const due =
         s.lastPing === 0 ||
-        (s.state === 'online' && now - s.lastSeen > interval && now - s.lastPing >= interval);
+        (s.state === 'online' && now - s.lastSeen > interval && now - s.lastPing >= interval) ||
+        // Confirm a wake: on a switched LAN the woken host's answers to the requester are
+        // unicast and never reach us, but its echo replies to our pings do.
+        (s.state === 'waking' && now - s.lastPing >= Math.min(WAKING_PING_INTERVAL_MS, interval));
       if (due) {
         s.lastPing = now;
         toPing.push(host);

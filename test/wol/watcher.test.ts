@@ -232,6 +232,17 @@ describe('WolWatcher liveness', () => {
     expect(t.advance(100_000)).toHaveLength(0); // offline hosts are not pinged
   });
 
+  test('a waking host is pinged every second until it answers', () => {
+    const t = setup({ timeout: 60 });
+    asleep(t);
+    t.watcher.handleFrame('eth0', request());
+    expect(t.advance(999)).toHaveLength(0);
+    expect(t.advance(1)).toHaveLength(1);
+    expect(t.advance(1000)).toHaveLength(1);
+    t.watcher.noteAliveByIp(undefined, SLEEPER_IP);
+    expect(t.advance(1000)).toHaveLength(0);
+  });
+
   test('an echo reply by IP marks the host alive; a wake that gets no answer times out', () => {
     const t = setup({ timeout: 20 });
     asleep(t);

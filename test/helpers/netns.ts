@@ -1,0 +1,145 @@
+import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+
+/**
+ * A private Ethernet LAN made of network namespaces: one namespace holds a learning bridge
+ * (the switch), every node gets its own namespace with an `eth0` veth cabled to it. Nothing
+ * is ever connected to the machine's own interfaces, so test traffic cannot leave.
+ */
+
+export interface LanNode {
+  readonly name: string;
+  readonly netns: string;
+  readonly mac: string;
+  /** `a.b.c.d/len`, or none for a node that starts without an address (a sleeping host). */
+  readonly cidr?: string;
+}
+
+export interface NodeSpec {
+  readonly name: string;
+  readonly mac: string;
+  readonly cidr?: string;
+}
+
+function ip(args: string[], netns?: string): string {
+  const argv = netns ? ['netns', 'exec', netns, 'ip', ...args] : args;
+  return execFileSync('ip', argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+export function canCreateNetns(): boolean {
+  if (process.getuid?.() !== 0) return false;
+  try {
+    execFileSync('ip', ['-V'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export class Lan {
+  readonly nodes = new Map<string, LanNode>();
+  readonly switchNetns: string;
+  private readonly children = new Set<ChildProcess>();
+
+  /** `tag` must be unique per run (include process.pid); namespace names derive from it. */
+  constructor(readonly tag: string) {
+    this.switchNetns = `${tag}-sw`;
+    ip(['netns', 'add', this.switchNetns]);
+    this.sysctl(this.switchNetns, 'net.ipv6.conf.all.disable_ipv6=1');
+    ip(
+      ['link', 'add', 'br0', 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0'],
+      this.switchNetns,
+    );
+    ip(['link', 'set', 'br0', 'up'], this.switchNetns);
+  }
+
+  addNode(spec: NodeSpec): LanNode {
+    const netns = `${this.tag}-${spec.name}`;
+    const port = `p${this.nodes.size}`;
+    ip(['netns', 'add', netns]);
+    // No IPv6: router solicitations and DAD would add frames the tests do not expect.
+    this.sysctl(netns, 'net.ipv6.conf.all.disable_ipv6=1');
+    this.sysctl(netns, 'net.ipv6.conf.default.disable_ipv6=1');
+    ip(
+      ['link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', netns],
+      this.switchNetns,
+    );
+    ip(['link', 'set', port, 'master', 'br0', 'up'], this.switchNetns);
+    ip(['link', 'set', 'eth0', 'address', spec.mac], netns);
+    ip(['link', 'set', 'lo', 'up'], netns);
+    ip(['link', 'set', 'eth0', 'up'], netns);
+    if (spec.cidr) this.addAddress(netns, spec.cidr);
+    const node: LanNode = { name: spec.name, netns, mac: spec.mac, cidr: spec.cidr };
+    this.nodes.set(spec.name, node);
+    return node;
+  }
+
+  node(name: string): LanNode {
+    const node = this.nodes.get(name);
+    if (!node) throw new Error(`no node ${name}`);
+    return node;
+  }
+
+  addAddress(netnsOrNode: string, cidr: string): void {
+    const netns = this.nodes.get(netnsOrNode)?.netns ?? netnsOrNode;
+    ip(['addr', 'add', cidr, 'brd', '+', 'dev', 'eth0'], netns);
+  }
+
+  /** Run a command inside a node's namespace and return its stdout. */
+  exec(
+    nodeName: string,
+    command: string,
+    args: readonly string[],
+    input?: string | Buffer,
+  ): string {
+    return execFileSync('ip', ['netns', 'exec', this.node(nodeName).netns, command, ...args], {
+      encoding: 'utf8',
+      input,
+      stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    });
+  }
+
+  /** Start a long-running process inside a node's namespace; it is killed in destroy(). */
+  spawn(
+    nodeName: string,
+    command: string,
+    args: readonly string[],
+    options: SpawnOptions = {},
+  ): ChildProcess {
+    const child = spawn('ip', ['netns', 'exec', this.node(nodeName).netns, command, ...args], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      ...options,
+    });
+    this.children.add(child);
+    child.on('exit', () => this.children.delete(child));
+    return child;
+  }
+
+  /** Forget the kernel's neighbour entries of a node, so its next packet ARPs again. */
+  flushNeighbours(nodeName: string): void {
+    ip(['neigh', 'flush', 'dev', 'eth0'], this.node(nodeName).netns);
+  }
+
+  destroy(): void {
+    for (const child of this.children) child.kill('SIGKILL');
+    this.children.clear();
+    for (const node of this.nodes.values()) {
+      try {
+        ip(['netns', 'del', node.netns]);
+      } catch {
+        // already gone
+      }
+    }
+    this.nodes.clear();
+    try {
+      ip(['netns', 'del', this.switchNetns]);
+    } catch {
+      // already gone
+    }
+  }
+
+  private sysctl(netns: string, setting: string): void {
+    execFileSync('ip', ['netns', 'exec', netns, 'sysctl', '-q', '-w', setting], {
+      stdio: 'ignore',
+    });
+  }
+}
