@@ -1,0 +1,119 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { BusTarget } from '../bus/connection';
+import { messageOf } from '../core/errors';
+import { parseIni, type IniSection } from '../core/ini';
+import { LOG_LEVELS } from '../core/log';
+
+export interface DaemonOptions {
+  bus: BusTarget;
+  configFile: string | undefined;
+  stateDir: string;
+  logLevel: string;
+  slowPaceMs: number;
+  maxRunning: number;
+  retentionMs: number;
+  maxQueuedPerUser: number;
+  /** Every section of the config file, for the capabilities to read their own. */
+  config: IniSection[];
+}
+
+export const USAGE = `Usage: vigild [--session | --system | --bus ADDRESS] [options]
+
+  --session            use the session bus (default)
+  --system             use the system bus
+  --bus ADDRESS        use the bus at ADDRESS (e.g. unix:path=/run/x)
+  --config FILE        read settings and [host:NAME] sections from FILE
+  --state-dir DIR      keep the task history and hosts in DIR
+  --log-level LEVEL    ${LOG_LEVELS.join(', ')} (default info)
+  --slow-pace-ms MS    interval between the bits of RandomData.slow (default 1000)
+  --max-running N      tasks running at once (default: number of CPUs)
+  --help               show this help
+`;
+
+export class UsageError extends Error {}
+
+function positiveInt(value: string | undefined, what: string, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${what} must be a positive integer`);
+  return n;
+}
+
+/** Parse the command line and the config file; the command line wins over the file. */
+export function parseDaemonOptions(argv: string[], env = process.env): DaemonOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      session: { type: 'boolean' },
+      system: { type: 'boolean' },
+      bus: { type: 'string' },
+      config: { type: 'string' },
+      'state-dir': { type: 'string' },
+      'log-level': { type: 'string' },
+      'slow-pace-ms': { type: 'string' },
+      'max-running': { type: 'string' },
+      help: { type: 'boolean' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) throw new UsageError(USAGE);
+  const chosen = [values.session, values.system, values.bus !== undefined].filter(Boolean);
+  if (chosen.length > 1) throw new UsageError('choose one of --session, --system and --bus');
+  const bus: BusTarget = values.system
+    ? { kind: 'system' }
+    : values.bus !== undefined
+      ? { kind: 'address', address: values.bus }
+      : { kind: 'session' };
+
+  let config: IniSection[] = [];
+  if (values.config !== undefined) {
+    let text: string;
+    try {
+      text = fs.readFileSync(values.config, 'utf8');
+    } catch (e) {
+      throw new UsageError(`cannot read config ${values.config}: ${messageOf(e)}`);
+    }
+    try {
+      config = parseIni(text, values.config);
+    } catch (e) {
+      throw new UsageError(messageOf(e));
+    }
+  }
+  const daemon = config.find((s) => s.name === 'daemon')?.values ?? new Map<string, string>();
+
+  const logLevel = values['log-level'] ?? daemon.get('log_level') ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  }
+  const stateDir = values['state-dir'] ?? daemon.get('state_dir') ?? defaultStateDir(bus, env);
+  return {
+    bus,
+    configFile: values.config,
+    stateDir,
+    logLevel,
+    slowPaceMs: positiveInt(
+      values['slow-pace-ms'] ?? daemon.get('slow_pace_ms'),
+      'slow pace',
+      1000,
+    ),
+    maxRunning: positiveInt(
+      values['max-running'] ?? daemon.get('max_running'),
+      'max running',
+      Math.max(1, os.availableParallelism()),
+    ),
+    retentionMs: positiveInt(daemon.get('retention_seconds'), 'retention_seconds', 600) * 1000,
+    maxQueuedPerUser: positiveInt(daemon.get('max_queued_per_user'), 'max_queued_per_user', 64),
+    config,
+  };
+}
+
+/** Where state lives when not given: /var/lib/vigil for the system bus, XDG state otherwise. */
+export function defaultStateDir(bus: BusTarget, env: NodeJS.ProcessEnv): string {
+  if (bus.kind === 'system') return '/var/lib/vigil';
+  const base = env.XDG_STATE_HOME || path.join(env.HOME || os.homedir(), '.local', 'state');
+  return path.join(base, 'vigil');
+}

@@ -1,0 +1,440 @@
+import { EventEmitter } from 'node:events';
+import { VigilError, ERROR_PREFIX, isVigilError, messageOf } from '../core/errors';
+import type { TypedDict } from '../core/typed';
+import type { TaskRecord } from './history';
+import { RateWindow } from './rate';
+import { FINAL_STATES, type Json, type TaskContext, type TaskKind, type TaskState } from './types';
+
+/** Progress traffic is batched to at most this many updates per second per task. */
+export const MAX_UPDATES_PER_SECOND = 10;
+const MIN_UPDATE_INTERVAL_MS = 1000 / MAX_UPDATES_PER_SECOND;
+
+export type TaskProperty =
+  | 'State'
+  | 'Progress'
+  | 'ProgressValid'
+  | 'Phase'
+  | 'Done'
+  | 'Total'
+  | 'Rate'
+  | 'StartTime'
+  | 'ExpectedEndTime'
+  | 'FinishTime'
+  | 'Result'
+  | 'ErrorName'
+  | 'ErrorMessage';
+
+export interface TaskEvents {
+  /** Batched: names of properties whose values changed since the last batch. */
+  changed: [names: TaskProperty[]];
+  /** Batched with `changed`: at most MAX_UPDATES_PER_SECOND per second, at once on state change. */
+  progress: [progress: number, done: number, total: number, rate: number];
+  /** Exactly once, when the task reaches a final state. */
+  finished: [state: TaskState, result: TypedDict];
+  /** Unbatched: for the manager's queue and history. */
+  stateChanged: [state: TaskState];
+  checkpoint: [data: Json];
+}
+
+export interface TaskInit {
+  id: string;
+  kind: TaskKind;
+  ownerUid: number;
+  params: Json;
+  now: () => number;
+  restoredCheckpoint?: Json;
+  createdTime?: number;
+}
+
+/**
+ * One long job: its observable state (the Task D-Bus properties), owner checks and controls.
+ * The job itself is the kind's `run`; this object only tracks and steers it (UDisks2 keeps its
+ * Job object apart from the operations that use it in the same way).
+ */
+export class Task extends EventEmitter<TaskEvents> {
+  readonly id: string;
+  readonly kind: TaskKind;
+  readonly ownerUid: number;
+  readonly params: Json;
+  readonly createdTime: number;
+
+  state: TaskState = 'queued';
+  progress = 0;
+  progressValid = false;
+  phase = '';
+  done = 0;
+  total = 0;
+  rate = 0;
+  startTime = 0;
+  expectedEndTime = 0;
+  finishTime = 0;
+  result: TypedDict = {};
+  errorName = '';
+  errorMessage = '';
+  checkpointData: Json | undefined;
+
+  private readonly now: () => number;
+  private readonly abort = new AbortController();
+  private readonly rateWindow = new RateWindow();
+  private readonly pauseListeners = new Set<(paused: boolean) => void>();
+  private resumeWaiters: (() => void)[] = [];
+  private readonly waiters: { resolve: (r: TypedDict) => void; reject: (e: Error) => void }[] = [];
+  private dirty = new Set<TaskProperty>();
+  private progressDirty = false;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private lastFlush = 0;
+
+  constructor(init: TaskInit) {
+    super();
+    this.id = init.id;
+    this.kind = init.kind;
+    this.ownerUid = init.ownerUid;
+    this.params = init.params;
+    this.now = init.now;
+    this.createdTime = init.createdTime ?? init.now();
+    this.checkpointData = init.restoredCheckpoint;
+  }
+
+  get unit(): string {
+    return this.kind.unit;
+  }
+
+  get cancelable(): boolean {
+    return this.kind.cancelable;
+  }
+
+  get isFinal(): boolean {
+    return FINAL_STATES.has(this.state);
+  }
+
+  /** Rebuild a finished task from its record (e.g. one interrupted by a daemon crash). */
+  static fromRecord(r: TaskRecord, kind: TaskKind, now: () => number): Task {
+    const t = new Task({ id: r.id, kind, ownerUid: r.ownerUid, params: r.params, now });
+    Object.assign(t, {
+      state: r.state,
+      progress: r.progress,
+      progressValid: r.total > 0,
+      phase: r.phase,
+      done: r.done,
+      total: r.total,
+      startTime: r.startTime,
+      finishTime: r.finishTime,
+      result: r.result,
+      errorName: r.errorName,
+      errorMessage: r.errorMessage,
+    });
+    return t;
+  }
+
+  toRecord(): TaskRecord {
+    return {
+      id: this.id,
+      kind: this.kind.name,
+      ownerUid: this.ownerUid,
+      state: this.state,
+      params: this.params,
+      result: this.result,
+      errorName: this.errorName,
+      errorMessage: this.errorMessage,
+      phase: this.phase,
+      done: this.done,
+      total: this.total,
+      progress: this.progress,
+      createdTime: this.createdTime,
+      startTime: this.startTime,
+      finishTime: this.finishTime,
+      checkpoint: this.checkpointData,
+    };
+  }
+
+  // ---- controls, called on behalf of a bus caller ----
+
+  /** Only the owner or root may steer a task. */
+  authorize(uid: number, action: string): void {
+    if (uid !== 0 && uid !== this.ownerUid) {
+      throw new VigilError(
+        'AccessDenied',
+        `only the owner (uid ${this.ownerUid}) or root may ${action} task ${this.id}`,
+      );
+    }
+  }
+
+  cancel(uid: number): void {
+    this.authorize(uid, 'cancel');
+    if (!this.kind.cancelable) {
+      throw new VigilError('NotSupported', `${this.kind.name} tasks cannot be cancelled`);
+    }
+    if (this.isFinal) throw this.wrongState('cancel');
+    if (this.state === 'cancelling') return;
+    if (this.state === 'queued') {
+      this.finish('cancelled', {}, new VigilError('Cancelled', 'cancelled before it started'));
+      return;
+    }
+    this.setState('cancelling');
+    this.abort.abort(new VigilError('Cancelled', `task ${this.id} was cancelled`));
+    this.wakePaused();
+  }
+
+  pause(uid: number): void {
+    this.authorize(uid, 'pause');
+    if (this.state !== 'running') throw this.wrongState('pause');
+    this.setState('paused');
+    this.rateWindow.reset();
+    for (const l of this.pauseListeners) l(true);
+  }
+
+  resume(uid: number): void {
+    this.authorize(uid, 'resume');
+    if (this.state !== 'paused') throw this.wrongState('resume');
+    this.setState('running');
+    this.wakePaused();
+    for (const l of this.pauseListeners) l(false);
+  }
+
+  input(uid: number, data: Record<string, unknown>): void {
+    this.authorize(uid, 'feed');
+    if (!this.kind.input) {
+      throw new VigilError('NotSupported', `${this.kind.name} tasks take no input`);
+    }
+    if (this.isFinal || this.state === 'cancelling') throw this.wrongState('feed');
+    this.kind.input(this.context, data);
+  }
+
+  /** Resolves with the result once the task completes; rejects with the task's error otherwise. */
+  wait(): Promise<TypedDict> {
+    if (this.isFinal)
+      return this.state === 'completed'
+        ? Promise.resolve(this.result)
+        : Promise.reject(this.error());
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+
+  // ---- lifecycle, driven by the manager ----
+
+  /** Run the job; settles when the task has reached a final state. */
+  async start(): Promise<void> {
+    if (this.state !== 'queued') return;
+    this.startTime = this.now();
+    this.setState('running', ['StartTime']);
+    try {
+      const result = await this.kind.run(this.context, this.params as never);
+      if (this.cancelRequested() && !this.completedAnyway(result)) {
+        this.finish('cancelled', {}, new VigilError('Cancelled', `task ${this.id} was cancelled`));
+      } else {
+        this.finish('completed', result);
+      }
+    } catch (e) {
+      if (this.cancelRequested()) {
+        this.finish('cancelled', {}, new VigilError('Cancelled', `task ${this.id} was cancelled`));
+      } else if (this.abort.signal.aborted) {
+        // Aborted by a daemon shutdown: the manager records it; nothing is announced here.
+        return;
+      } else {
+        this.finish('failed', {}, isVigilError(e) ? e : new VigilError('Failed', messageOf(e)));
+      }
+    }
+  }
+
+  /** Stop the job because the daemon is going away; it is recorded, not cancelled. */
+  stopForShutdown(): void {
+    this.abort.abort(new VigilError('Cancelled', 'vigil is shutting down'));
+    this.wakePaused();
+  }
+
+  /** Mark interrupted (daemon stopped under it). */
+  interrupt(message: string): void {
+    if (this.isFinal) return;
+    this.finish('interrupted', {}, new VigilError('Failed', message));
+  }
+
+  // ---- what the job sees ----
+
+  readonly context: TaskContext = ((task: Task): TaskContext => ({
+    id: task.id,
+    signal: task.abort.signal,
+    get paused() {
+      return task.state === 'paused';
+    },
+    pausePoint: () => task.pausePoint(),
+    onPauseChange: (listener) => {
+      task.pauseListeners.add(listener);
+      return () => task.pauseListeners.delete(listener);
+    },
+    progress: (done, total) =>
+      task.reportProgress(Number(done), total === undefined ? undefined : Number(total)),
+    setPhase: (phase, total) =>
+      task.setPhase(phase, total === undefined ? undefined : Number(total)),
+    checkpoint: (data) => {
+      task.checkpointData = data;
+      task.emit('checkpoint', data);
+    },
+    get restoredCheckpoint() {
+      return task.checkpointData;
+    },
+  }))(this);
+
+  private async pausePoint(): Promise<void> {
+    while (this.state === 'paused' && !this.abort.signal.aborted) {
+      await new Promise<void>((resolve) => this.resumeWaiters.push(resolve));
+    }
+    if (this.abort.signal.aborted) throw this.abort.signal.reason;
+  }
+
+  private wakePaused(): void {
+    const waiters = this.resumeWaiters;
+    this.resumeWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private reportProgress(done: number, total?: number): void {
+    if (this.isFinal) return;
+    if (total !== undefined && total !== this.total) {
+      this.total = total;
+      this.mark('Total');
+    }
+    if (done > this.done) {
+      this.done = done;
+      this.mark('Done');
+      this.rateWindow.add(this.now(), done);
+    }
+    this.updateDerived();
+  }
+
+  private setPhase(phase: string, total?: number): void {
+    if (this.isFinal) return;
+    this.phase = phase;
+    this.mark('Phase');
+    if (total !== undefined) {
+      this.total = total;
+      this.done = 0;
+      this.rateWindow.reset();
+      this.mark('Total', 'Done');
+      this.updateDerived();
+    }
+    this.flush();
+  }
+
+  private updateDerived(): void {
+    const valid = this.total > 0;
+    if (valid !== this.progressValid) {
+      this.progressValid = valid;
+      this.mark('ProgressValid');
+    }
+    if (valid) {
+      // Progress never goes back, even when a new phase restarts Done.
+      const p = Math.min(1, Math.max(this.progress, this.done / this.total));
+      if (p !== this.progress) {
+        this.progress = p;
+        this.mark('Progress');
+      }
+    }
+    const rate = this.rateWindow.rate();
+    if (rate !== this.rate) {
+      this.rate = rate;
+      this.mark('Rate');
+    }
+    const eta =
+      rate > 0 && this.total > 0
+        ? Math.round(this.now() + ((this.total - this.done) / rate) * 1000)
+        : 0;
+    if (eta !== this.expectedEndTime) {
+      this.expectedEndTime = eta;
+      this.mark('ExpectedEndTime');
+    }
+    this.progressDirty = true;
+    this.scheduleFlush();
+  }
+
+  private mark(...names: TaskProperty[]): void {
+    for (const n of names) this.dirty.add(n);
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushTimer) return;
+    const wait = Math.max(0, this.lastFlush + MIN_UPDATE_INTERVAL_MS - this.now());
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined;
+      this.flush();
+    }, wait);
+  }
+
+  /** Emit everything pending now (state changes do not wait for the batch interval). */
+  private flush(): void {
+    if (this.flushTimer) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = undefined;
+    }
+    this.lastFlush = this.now();
+    if (this.dirty.size > 0) {
+      const names = [...this.dirty];
+      this.dirty.clear();
+      this.emit('changed', names);
+    }
+    if (this.progressDirty) {
+      this.progressDirty = false;
+      this.emit('progress', this.progress, this.done, this.total, this.rate);
+    }
+  }
+
+  private setState(state: TaskState, also: TaskProperty[] = []): void {
+    this.state = state;
+    this.mark('State', ...also);
+    this.emit('stateChanged', state);
+    this.flush();
+  }
+
+  private finish(state: TaskState, result: TypedDict, error?: VigilError): void {
+    if (this.isFinal) return;
+    this.result = result;
+    this.finishTime = this.now();
+    if (state === 'completed' && this.total > 0) {
+      this.done = Math.max(this.done, this.total);
+      this.progress = 1;
+      this.mark('Done', 'Progress');
+      this.progressDirty = true;
+    }
+    if (error) {
+      this.errorName = error.dbusName;
+      this.errorMessage = error.message;
+    }
+    this.rate = 0;
+    this.expectedEndTime = 0;
+    this.setState(state, [
+      'Result',
+      'FinishTime',
+      'ErrorName',
+      'ErrorMessage',
+      'Rate',
+      'ExpectedEndTime',
+    ]);
+    this.emit('finished', state, result);
+    const waiters = this.waiters.splice(0);
+    for (const w of waiters) {
+      if (state === 'completed') w.resolve(result);
+      else w.reject(this.error());
+    }
+    this.pauseListeners.clear();
+  }
+
+  /** A method, not a field read, so TypeScript does not narrow `state` across awaits. */
+  private cancelRequested(): boolean {
+    return this.state === 'cancelling' && this.abort.signal.aborted;
+  }
+
+  private completedAnyway(_result: TypedDict): boolean {
+    // A job that ignored the abort and returned has done its work; report it as completed only
+    // if it reached its total, otherwise the cancel wins.
+    return this.total > 0 && this.done >= this.total;
+  }
+
+  private error(): VigilError {
+    const code = this.errorName.startsWith(ERROR_PREFIX)
+      ? this.errorName.slice(ERROR_PREFIX.length)
+      : 'Failed';
+    return new VigilError(code as VigilError['code'], this.errorMessage || `task ${this.state}`);
+  }
+
+  private wrongState(action: string): VigilError {
+    return new VigilError('Failed', `cannot ${action} task ${this.id}: it is ${this.state}`);
+  }
+}
