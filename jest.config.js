@@ -6,4 +6,5 @@ module.exports = {
   testEnvironment: 'node',
   testTimeout: 60000,
   verbose: true,
+  reporters: ['default', '<rootDir>/../../test/summary-reporter.js'],
 };

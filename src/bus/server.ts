@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { Message, MessageType, type MessageBus, Variant } from '@particle/dbus-next';
-import { isVigilError, messageOf } from '../core/errors';
+import { isVigilError, messageOf, VigilError } from '../core/errors';
 import { log } from '../core/log';
 import { CallerRegistry } from './caller';
 import {
@@ -243,10 +243,12 @@ export class ObjectServer {
       if (member === 'GetMachineId') return ['s', [machineId()]];
     }
     if ((iface === INTROSPECTABLE || iface === '') && member === 'Introspect') {
-      if (!obj && !this.hasChildren(path)) throw unknownObject(path);
+      if (!obj && !this.hasChildren(path)) {
+        throw this.isManaged(path) ? notFound(path) : unknownObject(path);
+      }
       return ['s', [this.introspect(path)]];
     }
-    if (!obj) throw unknownObject(path);
+    if (!obj) throw this.isManaged(path) ? notFound(path) : unknownObject(path);
 
     if (iface === PROPERTIES) return this.properties(obj, member, sig, body);
     if (iface === OBJECT_MANAGER && path === this.root && member === 'GetManagedObjects') {
@@ -350,6 +352,11 @@ export class ObjectServer {
     parts.push('</node>');
     return parts.join('\n') + '\n';
   }
+}
+
+/** Below our root, a missing object is a task or host that does not exist (any more). */
+function notFound(path: string): VigilError {
+  return new VigilError('NotFound', `no object at ${path}: it does not exist or has expired`);
 }
 
 function unknownObject(path: string): ProtocolError {
