@@ -1,0 +1,73 @@
+import { setImmediate as tick } from 'node:timers/promises';
+import { openStateDatabase } from '../../src/core/database';
+import { typed } from '../../src/core/typed';
+import { TaskHistory } from '../../src/tasks/history';
+import { TaskManager } from '../../src/tasks/manager';
+import type { TaskKind } from '../../src/tasks/types';
+import { tempStateDir } from '../helpers/daemon';
+
+/** The task machinery without a bus: what the D-Bus layer translates. */
+function manager(maxRunning = 1): TaskManager {
+  return new TaskManager({
+    maxRunning,
+    retentionMs: 60_000,
+    maxQueuedPerUser: 10,
+    history: new TaskHistory(openStateDatabase(tempStateDir())),
+  });
+}
+
+/** A kind that reports progress as often as it can for `ms`, yielding to the event loop. */
+const chatty: TaskKind<{ ms: number }> = {
+  name: 'chatty',
+  unit: 'items',
+  cancelable: true,
+  async run(ctx, { ms }) {
+    const end = Date.now() + ms;
+    let done = 0;
+    ctx.setPhase('work', 1_000_000_000);
+    while (Date.now() < end) {
+      for (let i = 0; i < 100; i++) ctx.progress(++done);
+      await tick();
+      await ctx.pausePoint();
+    }
+    return { reports: typed.u(done) };
+  },
+};
+
+test('progress events are batched to 10 a second however often the job reports', async () => {
+  const m = manager();
+  m.registerKind(chatty as TaskKind);
+  const task = m.submit('chatty', { ms: 1500 }, 1000);
+  let progressEvents = 0;
+  let lastProgress = 0;
+  task.on('progress', (p) => {
+    expect(p).toBeGreaterThanOrEqual(lastProgress);
+    lastProgress = p;
+    progressEvents++;
+  });
+  const result = await task.wait();
+  const reports = result.reports.value as number;
+  expect(reports).toBeGreaterThan(10_000);
+  expect(progressEvents).toBeGreaterThan(5);
+  expect(progressEvents).toBeLessThanOrEqual(15 + 3);
+  expect(task.rate).toBe(0);
+});
+
+test('owner checks, wrong states and queue order', async () => {
+  const m = manager(1);
+  m.registerKind(chatty as TaskKind);
+  const a = m.submit('chatty', { ms: 300 }, 1000);
+  const b = m.submit('chatty', { ms: 10 }, 1001);
+  expect([a.state, b.state]).toEqual(['running', 'queued']);
+  expect(() => a.cancel(1001)).toThrow(/only the owner/);
+  expect(() => a.resume(1000)).toThrow(/running/);
+  a.pause(0);
+  expect(a.state).toBe('paused');
+  a.resume(1000);
+  b.cancel(1001);
+  expect(b.state).toBe('cancelled');
+  await expect(b.wait()).rejects.toThrow(/cancelled before it started/);
+  await a.wait();
+  expect(() => a.cancel(1000)).toThrow(/completed/);
+  expect(m.history(10).map((r) => r.id)).toEqual([a.id, b.id]);
+});
