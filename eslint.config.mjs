@@ -1,7 +1,15 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'eslint.config.mjs', 'jest.config.js', 'test/summary-reporter.js'] },
+  {
+    ignores: [
+      'dist/',
+      'node_modules/',
+      'eslint.config.mjs',
+      'jest.config.js',
+      'test/summary-reporter.js',
+    ],
+  },
   ...tseslint.configs.recommended,
   {
     rules: {
