@@ -110,7 +110,7 @@ function details(view: TaskView, nowMs: number): string[] {
 
 function label(view: TaskView): string {
   const phase = view.phase && view.state === 'running' ? view.phase : view.state;
-  return `${view.id} ${view.kind} ${phase}`.trim();
+  return [view.id, view.kind, phase].filter(Boolean).join(' ');
 }
 
 /** One plain progress line for logs and pipes. */
@@ -119,13 +119,18 @@ export function plainLine(view: TaskView, nowMs = Date.now()): string {
   return [`${view.id} ${view.kind} ${state}`.trim(), ...details(view, nowMs)].join('  ');
 }
 
-/** One terminal line with a bar, fitted into `width` columns. */
+/**
+ * One terminal line with a bar, fitted into `width` columns. The bar's width depends only on
+ * the terminal and the label, not on the changing numbers, so it does not jump; the kind is
+ * left out on narrow terminals.
+ */
 export function barLine(view: TaskView, width: number, nowMs = Date.now()): string {
-  const head = label(view);
   const tail = details(view, nowMs).join('  ');
-  const room = width - head.length - tail.length - 5;
-  if (room < 6) return `${head}  ${tail}`.slice(0, Math.max(0, width - 1));
-  const barWidth = Math.min(40, room);
+  const TAIL_ROOM = 46;
+  let head = label(view);
+  if (width - head.length - TAIL_ROOM < 16) head = label({ ...view, kind: '' });
+  const barWidth = Math.min(40, width - head.length - TAIL_ROOM);
+  if (barWidth < 8) return `${head}  ${tail}`.slice(0, Math.max(0, width - 1));
   let bar: string;
   if (view.progressValid || view.progress > 0 || view.state === 'completed') {
     const filled = Math.round(Math.min(1, view.progress) * barWidth);
@@ -265,7 +270,7 @@ export class LiveRegion implements ProgressSink {
   }
 
   private render(logLines: string[]): void {
-    const width = Math.max(20, this.stream.columns ?? 80);
+    const width = Math.max(20, this.stream.columns || 80);
     // Move to the first bar line and erase everything below, then draw logs and bars again.
     let out = this.drawn > 0 ? `\r\x1b[${this.drawn}A\x1b[J` : '';
     for (const l of logLines) out += l + '\n';
