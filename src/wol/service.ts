@@ -50,6 +50,8 @@ export interface WolServiceOptions {
   readonly db?: StateDatabase;
   /** Also send the magic packet as a raw Ethernet frame of type 0x0842 (like etherwake). */
   readonly sendEthernetFrame?: boolean;
+  /** Interfaces to watch (`[wol] interfaces`); empty means those of the hosts. */
+  readonly interfaces?: readonly string[];
   readonly tickMs?: number;
   readonly now?: () => number;
   readonly io?: WolIo;
@@ -155,7 +157,7 @@ export class WolService extends EventEmitter<ServiceEvents> {
       this.syncCaptures();
       this.log.info(
         `Wake-on-LAN watcher watching ${this.watcher.list().length} host(s) on ` +
-          `${this.watcher.interfaces().join(', ') || 'no interface yet'}`,
+          `${this.interfaces.join(', ') || 'no interface yet'}`,
       );
     }
     this.emit('changed', ['Available', 'Interfaces']);
@@ -176,8 +178,10 @@ export class WolService extends EventEmitter<ServiceEvents> {
     this.sender = undefined;
   }
 
+  /** The interfaces watched for ARP: the configured ones, or else those of the hosts. */
   get interfaces(): string[] {
-    return this.watcher.interfaces();
+    const configured = this.options.interfaces ?? [];
+    return configured.length ? [...configured].sort() : this.watcher.interfaces();
   }
 
   get framesSeen(): number {
@@ -220,15 +224,14 @@ export class WolService extends EventEmitter<ServiceEvents> {
         `host "${name}" comes from the config file; remove it there and restart`,
       );
     }
-    const interfacesBefore = this.watcher.interfaces().join(',');
+    const interfacesBefore = this.interfaces.join(',');
     this.watcher.removeHost(name);
     this.store?.deleteHost(name);
     this.lastSeenAnnounced.delete(name);
     this.log.info(`Wake-on-LAN: no longer watching ${name}`);
     this.emit('hostRemoved', host);
     this.syncCaptures();
-    if (this.watcher.interfaces().join(',') !== interfacesBefore)
-      this.emit('changed', ['Interfaces']);
+    if (this.interfaces.join(',') !== interfacesBefore) this.emit('changed', ['Interfaces']);
     return host;
   }
 
@@ -255,7 +258,7 @@ export class WolService extends EventEmitter<ServiceEvents> {
     const known = this.watcher.hostsByMac(mac)[0];
     if (known) return this.wake(known.spec.name);
     const sender = this.requireSender();
-    let targets = this.watcher.interfaces();
+    let targets = this.interfaces;
     if (targets.length === 0) {
       targets = Object.keys(os.networkInterfaces()).filter(
         (i) => i !== 'lo' && interfaceAddresses(i).length > 0,
@@ -296,21 +299,26 @@ export class WolService extends EventEmitter<ServiceEvents> {
   }
 
   private addWatched(spec: HostSpec): Host {
-    const interfacesBefore = this.watcher.interfaces().join(',');
+    const configured = this.options.interfaces ?? [];
+    if (configured.length && !configured.includes(spec.interface)) {
+      throw invalidArgument(
+        `host "${spec.name}" is on ${spec.interface}, which is not watched (watched: ${configured.join(', ')})`,
+      );
+    }
+    const interfacesBefore = this.interfaces.join(',');
     const host = this.watcher.addHost(spec);
     const saved = this.store?.loadStats(spec.name);
     if (saved) this.watcher.restoreStatus(spec.name, saved);
     this.emit('hostAdded', host);
     if (this.sender) this.syncCaptures();
-    if (this.watcher.interfaces().join(',') !== interfacesBefore)
-      this.emit('changed', ['Interfaces']);
+    if (this.interfaces.join(',') !== interfacesBefore) this.emit('changed', ['Interfaces']);
     return host;
   }
 
   /** Open, re-filter or close captures so each watched interface has one with the right filter. */
   private syncCaptures(): void {
     if (!this.available) return;
-    const wanted = new Map<string, string[]>();
+    const wanted = new Map<string, string[]>(this.interfaces.map((i) => [i, []]));
     for (const h of this.watcher.list()) {
       wanted.set(h.spec.interface, [...(wanted.get(h.spec.interface) ?? []), h.spec.mac]);
     }

@@ -1,0 +1,246 @@
+import { bind, type InterfaceSpec } from '../bus/interface';
+import { escapePathElement, IFACE_PREFIX, ROOT_PATH } from '../bus/names';
+import type { ObjectServer } from '../bus/server';
+import { usec } from '../bus/time';
+import { unwrapDict } from '../bus/values';
+import { invalidArgument } from '../core/errors';
+import type { IniSection } from '../core/ini';
+import { log } from '../core/log';
+import type { Capability, CapabilitySetup } from '../daemon/capability';
+import { interfaceForIp } from './addresses';
+import { hostsFromConfig, type HostOptions, type ResolveEnvironment } from './config';
+import { WolService } from './service';
+import type { Host } from './watcher';
+
+export const WAKE_ON_LAN_PATH = `${ROOT_PATH}/WakeOnLan`;
+export const HOSTS_PATH = `${ROOT_PATH}/Hosts`;
+
+export const hostPath = (name: string): string => `${HOSTS_PATH}/${escapePathElement(name)}`;
+
+const u64 = (n: number): bigint => BigInt(Math.max(0, Math.trunc(n)));
+
+/**
+ * `org.vigil.Vigil1.WakeOnLan`, as DESIGN.md has it, plus `Available b` (false without
+ * CAP_NET_RAW) and `FramesMalformed t`. The frame counters change with every frame, so they
+ * are read on demand rather than announced.
+ */
+export const wakeOnLanInterface: InterfaceSpec<WolService> = {
+  name: `${IFACE_PREFIX}WakeOnLan`,
+  methods: [
+    {
+      name: 'AddHost',
+      in: [
+        ['name', 's'],
+        ['mac', 's'],
+        ['ip', 's'],
+        ['options', 'a{sv}'],
+      ],
+      out: [['host', 'o']],
+      handler: async (svc, [name, mac, ip, options], ctx) => {
+        await ctx.caller.requirePrivileged('add Wake-on-LAN hosts');
+        const host = svc.addHost(name as string, mac as string, ip as string, hostOptions(options));
+        return hostPath(host.spec.name);
+      },
+    },
+    {
+      name: 'RemoveHost',
+      in: [['name', 's']],
+      out: [],
+      handler: async (svc, [name], ctx) => {
+        await ctx.caller.requirePrivileged('remove Wake-on-LAN hosts');
+        svc.removeHost(name as string);
+      },
+    },
+    {
+      name: 'Wake',
+      in: [['name_or_mac', 's']],
+      out: [],
+      handler: async (svc, [target], ctx) => {
+        await ctx.caller.requirePrivileged('send wake packets');
+        await svc.wake(target as string);
+      },
+    },
+    {
+      name: 'ListHosts',
+      in: [],
+      out: [['hosts', 'ao']],
+      handler: (svc) => svc.listHosts().map((h) => hostPath(h.spec.name)),
+    },
+  ],
+  properties: [
+    { name: 'Interfaces', type: 'as', get: (svc) => svc.interfaces, emitsChange: true },
+    { name: 'FramesSeen', type: 't', get: (svc) => u64(svc.framesSeen), emitsChange: false },
+    { name: 'WakesSent', type: 't', get: (svc) => u64(svc.wakesSent), emitsChange: true },
+    { name: 'Available', type: 'b', get: (svc) => svc.available, emitsChange: true },
+    {
+      name: 'FramesMalformed',
+      type: 't',
+      get: (svc) => u64(svc.framesMalformed),
+      emitsChange: false,
+    },
+  ],
+  signals: [
+    {
+      name: 'WakeSent',
+      args: [
+        ['name', 's'],
+        ['mac', 's'],
+        ['requester_ip', 's'],
+        ['reason', 's'],
+      ],
+    },
+  ],
+};
+
+interface HostObject {
+  readonly service: WolService;
+  readonly host: Host;
+}
+
+/**
+ * `org.vigil.Vigil1.Host`, as DESIGN.md has it, plus `LastWakeDuration t`: microseconds from
+ * the last wake packet to the host's first sign of life (0 while unknown).
+ */
+export const hostInterface: InterfaceSpec<HostObject> = {
+  name: `${IFACE_PREFIX}Host`,
+  methods: [
+    {
+      name: 'Wake',
+      in: [],
+      out: [],
+      handler: async (obj, _args, ctx) => {
+        await ctx.caller.requirePrivileged('send wake packets');
+        await obj.service.wake(obj.host.spec.name);
+      },
+    },
+  ],
+  properties: [
+    { name: 'Name', type: 's', get: (o) => o.host.spec.name, emitsChange: false },
+    { name: 'Mac', type: 's', get: (o) => o.host.spec.mac, emitsChange: false },
+    { name: 'Ip', type: 's', get: (o) => o.host.spec.ip, emitsChange: false },
+    { name: 'Interface', type: 's', get: (o) => o.host.spec.interface, emitsChange: false },
+    { name: 'State', type: 's', get: (o) => o.host.status.state, emitsChange: true },
+    { name: 'LastSeen', type: 't', get: (o) => usec(o.host.status.lastSeen), emitsChange: true },
+    { name: 'LastWake', type: 't', get: (o) => usec(o.host.status.lastWake), emitsChange: true },
+    { name: 'WakeCount', type: 'u', get: (o) => o.host.status.wakeCount, emitsChange: true },
+    {
+      name: 'OnlyFrom',
+      type: 'as',
+      get: (o) => o.host.spec.onlyFrom.map((r) => r.text),
+      emitsChange: false,
+    },
+    { name: 'Timeout', type: 'u', get: (o) => o.host.spec.timeout, emitsChange: false },
+    { name: 'Cooldown', type: 'u', get: (o) => o.host.spec.cooldown, emitsChange: false },
+    {
+      name: 'LastWakeDuration',
+      type: 't',
+      get: (o) => usec(o.host.status.lastWakeDuration),
+      emitsChange: true,
+    },
+  ],
+  signals: [],
+};
+
+const OPTION_KEYS = ['interface', 'only_from', 'timeout', 'cooldown'];
+
+/** AddHost's `a{sv}`: interface s, only_from as (or s), timeout u, cooldown u. */
+export function hostOptions(raw: unknown): HostOptions {
+  const options = unwrapDict(raw);
+  for (const key of Object.keys(options)) {
+    if (!OPTION_KEYS.includes(key)) {
+      throw invalidArgument(`unknown option "${key}" (known: ${OPTION_KEYS.join(', ')})`);
+    }
+  }
+  const { interface: iface, only_from: onlyFrom, timeout, cooldown } = options;
+  if (iface !== undefined && typeof iface !== 'string') {
+    throw invalidArgument('option "interface" must be a string');
+  }
+  const isStrings = (v: unknown): v is string[] =>
+    Array.isArray(v) && v.every((x) => typeof x === 'string');
+  if (onlyFrom !== undefined && typeof onlyFrom !== 'string' && !isStrings(onlyFrom)) {
+    throw invalidArgument('option "only_from" must be an array of strings');
+  }
+  const wholeNumber = (name: string, v: unknown): number | undefined => {
+    if (v === undefined) return undefined;
+    const n = typeof v === 'bigint' ? Number(v) : v;
+    if (typeof n !== 'number' || !Number.isInteger(n)) {
+      throw invalidArgument(`option "${name}" must be an unsigned integer (seconds)`);
+    }
+    return n;
+  };
+  return {
+    interface: iface,
+    onlyFrom,
+    timeout: wholeNumber('timeout', timeout),
+    cooldown: wholeNumber('cooldown', cooldown),
+  };
+}
+
+/** Export the WakeOnLan object and one Host object per host, and keep them in step. */
+export function exportWakeOnLan(server: ObjectServer, service: WolService): void {
+  server.export(WAKE_ON_LAN_PATH, [bind(wakeOnLanInterface, service)]);
+  const exportHost = (host: Host): void => {
+    server.export(hostPath(host.spec.name), [bind(hostInterface, { service, host })]);
+  };
+  for (const host of service.listHosts()) exportHost(host);
+  service.on('hostAdded', exportHost);
+  service.on('hostRemoved', (host) => server.unexport(hostPath(host.spec.name)));
+  service.on('hostChanged', (host, props) =>
+    server.propertiesChanged(hostPath(host.spec.name), hostInterface.name, props),
+  );
+  service.on('changed', (props) =>
+    server.propertiesChanged(WAKE_ON_LAN_PATH, wakeOnLanInterface.name, props),
+  );
+  service.on('wakeSent', (e) =>
+    server.signal(WAKE_ON_LAN_PATH, wakeOnLanInterface, 'WakeSent', [
+      e.name,
+      e.mac,
+      e.requesterIp,
+      e.reason,
+    ]),
+  );
+}
+
+function yes(value: string | undefined): boolean {
+  return value !== undefined && /^(1|yes|true|on)$/i.test(value.trim());
+}
+
+/** `[wol]` settings: `interfaces` (spaces or commas) and `ethernet_frame` (yes/no). */
+export function wolSettings(config: readonly IniSection[]): {
+  interfaces: string[];
+  ethernetFrame: boolean;
+} {
+  const section = config.find((s) => s.name === 'wol');
+  return {
+    interfaces: (section?.values.get('interfaces') ?? '').split(/[\s,]+/).filter((s) => s !== ''),
+    ethernetFrame: yes(section?.values.get('ethernet_frame')),
+  };
+}
+
+/** The Wake-on-LAN capability for the daemon: config hosts, persisted hosts, bus objects. */
+export const setupWakeOnLan: CapabilitySetup = async (ctx): Promise<Capability> => {
+  const settings = wolSettings(ctx.config);
+  const configured = settings.interfaces;
+  const env: ResolveEnvironment = {
+    // A host given without an interface is on the one whose subnet holds its address, or on
+    // the only watched interface.
+    interfaceForIp: (ip) => {
+      const bySubnet = interfaceForIp(ip);
+      if (bySubnet && (configured.length === 0 || configured.includes(bySubnet))) return bySubnet;
+      return configured.length === 1 ? configured[0] : undefined;
+    },
+  };
+  const { hosts, warnings } = hostsFromConfig(ctx.config, 'config', env);
+  for (const w of warnings) log.warning(w);
+  const service = new WolService({
+    log,
+    configHosts: hosts,
+    db: ctx.db,
+    sendEthernetFrame: settings.ethernetFrame,
+    interfaces: configured,
+    env,
+  });
+  exportWakeOnLan(ctx.server, service);
+  await service.start();
+  return { name: 'wake-on-lan', stop: async () => service.stop() };
+};

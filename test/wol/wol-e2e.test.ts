@@ -1,0 +1,498 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Message } from '@particle/dbus-next';
+import { startPrivateBus, type PrivateBus } from '../helpers/bus';
+import { TestClient, plain, variant, type SignalLog } from '../helpers/client';
+import { Lan } from '../helpers/netns';
+import { magicPayload, readPcap } from './pcap';
+import { arpFrame } from '../../src/wol/frames';
+import { parseIpv4, parseMac } from '../../src/wol/addresses';
+
+/**
+ * The Wake-on-LAN watcher end to end with real packets: a LAN of network namespaces behind a
+ * learning bridge, the daemon (with its real captures, sender and pinger) inside the watcher
+ * namespace, a private dbus-daemon, and tcpdump on the sleeping host's wire as the witness.
+ */
+
+const FIXTURE = path.resolve(__dirname, 'fixtures/vigild-wol.js');
+const INJECT = path.resolve(__dirname, 'fixtures/inject.js');
+const WOL = 'org.vigil.Vigil1.WakeOnLan';
+const HOST = 'org.vigil.Vigil1.Host';
+const WOL_PATH = '/org/vigil/Vigil1/WakeOnLan';
+const SLEEPY_PATH = '/org/vigil/Vigil1/Hosts/sleepy';
+
+const MAC = {
+  watcher: '02:00:00:00:01:01',
+  requester: '02:00:00:00:01:02',
+  sleeper: '02:00:00:00:01:03',
+  stranger: '02:00:00:00:01:04',
+};
+const SLEEPER_IP = '10.9.0.3';
+
+interface Daemon {
+  child: ChildProcess;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+async function startDaemon(
+  lan: Lan,
+  address: string,
+  stateDir: string,
+  config: string,
+  wrap: string[] = [],
+): Promise<Daemon> {
+  const args = ['netns', 'exec', lan.node('watcher').netns, ...wrap, process.execPath, FIXTURE];
+  args.push('--bus', address, '--state-dir', stateDir, '--config', config);
+  const child = spawn('ip', args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, JOURNAL_STREAM: '' },
+  });
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await until(
+    () => out.includes('owns org.vigil.Vigil1'),
+    20000,
+    () => `daemon did not start:\n${out}`,
+  );
+  return {
+    child,
+    output: () => out,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+async function until(
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs = 15000,
+  message: () => string = () => 'condition not met',
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(message());
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Make the kernel of `node` send IP traffic to `ip`: it ARPs first (the real trigger). */
+function sendTraffic(lan: Lan, node: string, ip: string): void {
+  lan.flushNeighbours(node);
+  lan.exec(node, 'bash', ['-c', `echo wake-up > /dev/udp/${ip}/7`]);
+}
+
+function inject(lan: Lan, node: string, frames: Buffer[]): void {
+  lan.exec(node, process.execPath, [
+    INJECT,
+    'eth0',
+    'frames',
+    ...frames.map((f) => f.toString('hex')),
+  ]);
+}
+
+const ip4 = (s: string) => parseIpv4(s)!;
+const mac = (s: string) => parseMac(s)!;
+
+describe('Wake-on-LAN watcher with real packets', () => {
+  const tag = `vw${process.pid}`;
+  let lan: Lan;
+  let bus: PrivateBus;
+  let daemon: Daemon;
+  let client: TestClient;
+  let wakeSignals: SignalLog;
+  let hostSignals: SignalLog;
+  let tcpdump: ChildProcess;
+  let dir: string;
+  let pcapFile: string;
+  let configFile: string;
+  let stateDir: string;
+
+  const magicPackets = () =>
+    readPcap(pcapFile)
+      .map((r) => ({ ...r, magic: magicPayload(r.data) }))
+      .filter((r) => r.magic !== undefined);
+  const wakesSent = async () => Number(await client.get(WOL_PATH, WOL, 'WakesSent'));
+  const hostState = async () => String(await client.get(SLEEPY_PATH, HOST, 'State'));
+  const isWakeSent = (m: Message) => m.member === 'WakeSent';
+
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-wol-e2e-'));
+    pcapFile = path.join(dir, 'wire.pcap');
+    configFile = path.join(dir, 'vigil.conf');
+    stateDir = path.join(dir, 'state');
+    fs.writeFileSync(
+      configFile,
+      [
+        '[wol]',
+        'ethernet_frame = yes',
+        '[host:sleepy]',
+        `ip = ${SLEEPER_IP}`,
+        `mac = ${MAC.sleeper}`,
+        'interface = eth0',
+        'onlyfrom = 10.9.0.2',
+        'timeout = 3',
+        'cooldown = 8',
+      ].join('\n'),
+    );
+    lan = new Lan(tag);
+    lan.addNode({ name: 'watcher', mac: MAC.watcher, cidr: '10.9.0.1/24' });
+    lan.addNode({ name: 'requester', mac: MAC.requester, cidr: '10.9.0.2/24' });
+    lan.addNode({ name: 'sleeper', mac: MAC.sleeper }); // asleep: no address, answers nothing
+    lan.addNode({ name: 'stranger', mac: MAC.stranger, cidr: '10.9.0.4/24' });
+
+    tcpdump = lan.spawn('sleeper', 'tcpdump', [
+      '-i',
+      'eth0',
+      '-n',
+      '--immediate-mode',
+      '-U',
+      '-w',
+      pcapFile,
+    ]);
+    let dumpErr = '';
+    tcpdump.stderr?.on('data', (d: Buffer) => (dumpErr += d.toString()));
+    await until(
+      () => dumpErr.includes('listening on'),
+      10000,
+      () => `tcpdump: ${dumpErr}`,
+    );
+
+    bus = await startPrivateBus();
+    daemon = await startDaemon(lan, bus.address, stateDir, configFile);
+    client = await TestClient.connect(bus.address);
+    wakeSignals = await client.subscribe({ path: WOL_PATH, iface: WOL, member: 'WakeSent' });
+    hostSignals = await client.subscribe({ path: SLEEPY_PATH, member: 'PropertiesChanged' });
+  }, 60000);
+
+  afterAll(async () => {
+    client?.close();
+    await daemon?.stop();
+    await bus?.stop();
+    lan?.destroy();
+    if (dir && !process.env.VIGIL_KEEP_TEST_FILES) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('the watcher is available, watches eth0 and exports the configured host', async () => {
+    expect(await client.get(WOL_PATH, WOL, 'Available')).toBe(true);
+    expect(await client.get(WOL_PATH, WOL, 'Interfaces')).toEqual(['eth0']);
+    const [hosts] = await client.call(WOL_PATH, WOL, 'ListHosts');
+    expect(hosts).toEqual([SLEEPY_PATH]);
+    const props = await client.getAll(SLEEPY_PATH, HOST);
+    expect(props).toMatchObject({
+      Name: 'sleepy',
+      Mac: MAC.sleeper,
+      Ip: SLEEPER_IP,
+      Interface: 'eth0',
+      OnlyFrom: ['10.9.0.2'],
+      Timeout: 3,
+      Cooldown: 8,
+    });
+    // Never seen: unknown, then offline once its timeout has passed.
+    await until(async () => (await hostState()) === 'offline', 10000);
+  });
+
+  test('an ARP request from an allowed requester wakes the sleeping host exactly once', async () => {
+    const before = await wakesSent();
+    sendTraffic(lan, 'requester', SLEEPER_IP);
+    const signal = await wakeSignals.waitFor(isWakeSent);
+    expect(signal.body).toEqual(['sleepy', MAC.sleeper, '10.9.0.2', 'arp']);
+    // The requester's kernel keeps asking (3 tries, 1 s apart), and we ask once more by hand:
+    // all inside the 8 s cooldown, so nothing more is sent.
+    await new Promise((r) => setTimeout(r, 2500));
+    sendTraffic(lan, 'requester', SLEEPER_IP);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await wakesSent()).toBe(before + 1);
+    expect(wakeSignals.count(isWakeSent)).toBe(1);
+
+    const records = readPcap(pcapFile);
+    const requests = records.filter(
+      (r) =>
+        r.data.readUInt16BE(12) === 0x0806 &&
+        r.data.readUInt16BE(20) === 1 &&
+        r.data.subarray(6, 12).equals(mac(MAC.requester)) &&
+        r.data.readUInt32BE(38) === ip4(SLEEPER_IP),
+    );
+    expect(requests.length).toBeGreaterThanOrEqual(3);
+    const magic = magicPackets();
+    expect(magic.filter((m) => m.magic!.via === 'udp')).toHaveLength(1);
+    expect(magic.filter((m) => m.magic!.via === 'ethernet')).toHaveLength(1);
+    for (const m of magic) expect(m.magic!.mac).toBe(MAC.sleeper);
+    const udp = magic.find((m) => m.magic!.via === 'udp')!.data;
+    expect(udp.subarray(0, 6)).toEqual(Buffer.alloc(6, 0xff)); // Ethernet broadcast
+    expect(udp.subarray(30, 34)).toEqual(Buffer.from([10, 9, 0, 255])); // subnet broadcast
+    expect(udp.readUInt16BE(36)).toBe(9); // discard port
+    // The magic packet follows the first request on the wire.
+    expect(magic[0].timeUs).toBeGreaterThanOrEqual(requests[0].timeUs);
+
+    await until(async () => (await client.get(SLEEPY_PATH, HOST, 'WakeCount')) === 1);
+    expect(Number(await client.get(SLEEPY_PATH, HOST, 'LastWake'))).toBeGreaterThan(0);
+    const states = hostSignals.messages
+      .map((m) => plain(m.body[1]) as Record<string, unknown>)
+      .filter((p) => p.State !== undefined)
+      .map((p) => p.State);
+    expect(states).toContain('waking');
+  });
+
+  test('strangers, gratuitous ARP, probes and replies wake nothing; the next allowed request does', async () => {
+    // Let the cooldown run out first, so only the rules below can stop a wake.
+    const lastWake = Number(await client.get(SLEEPY_PATH, HOST, 'LastWake')) / 1000;
+    await until(() => Date.now() > lastWake + 8200, 12000);
+    const before = await wakesSent();
+    const signalsBefore = wakeSignals.count(isWakeSent);
+
+    sendTraffic(lan, 'stranger', SLEEPER_IP); // not in OnlyFrom
+    const requester = mac(MAC.requester);
+    inject(lan, 'requester', [
+      // gratuitous: sender IP = target IP
+      arpFrame({
+        op: 'request',
+        sourceMac: requester,
+        senderIp: ip4(SLEEPER_IP),
+        targetIp: ip4(SLEEPER_IP),
+      }),
+      // probe: sender IP 0.0.0.0
+      arpFrame({ op: 'request', sourceMac: requester, senderIp: 0, targetIp: ip4(SLEEPER_IP) }),
+      // a reply about the host
+      arpFrame({
+        op: 'reply',
+        sourceMac: requester,
+        senderIp: ip4('10.9.0.2'),
+        targetIp: ip4(SLEEPER_IP),
+      }),
+      // truncated request
+      arpFrame({
+        op: 'request',
+        sourceMac: requester,
+        senderIp: ip4('10.9.0.2'),
+        targetIp: ip4(SLEEPER_IP),
+      }).subarray(0, 40),
+      // and finally a well-formed request from the allowed requester
+      arpFrame({
+        op: 'request',
+        sourceMac: requester,
+        senderIp: ip4('10.9.0.2'),
+        targetIp: ip4(SLEEPER_IP),
+      }),
+    ]);
+    // Our crafted gratuitous ARP taught the watcher's kernel a false MAC for the sleeper (as any
+    // gratuitous ARP updates an existing neighbour entry); forget it so its pings go out right.
+    lan.flushNeighbours('watcher');
+    // Frames are handled in wire order, so the one wake must be the last frame's.
+    const signal = await wakeSignals.waitFor(
+      (m) => isWakeSent(m) && wakeSignals.messages.indexOf(m) >= signalsBefore,
+    );
+    expect(signal.body).toEqual(['sleepy', MAC.sleeper, '10.9.0.2', 'arp']);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await wakesSent()).toBe(before + 1);
+    expect(magicPackets().filter((m) => m.magic!.via === 'udp')).toHaveLength(2);
+    expect(Number(await client.get(WOL_PATH, WOL, 'FramesMalformed'))).toBeGreaterThanOrEqual(1);
+  });
+
+  test('the woken host answering moves it waking → online with the wake time recorded', async () => {
+    expect(await hostState()).toBe('waking');
+    const wokeAt = Number(await client.get(SLEEPY_PATH, HOST, 'LastWake'));
+    lan.addAddress('sleeper', `${SLEEPER_IP}/24`); // it "wakes up" and answers ARP from now on
+    await until(async () => (await hostState()) === 'online', 5000);
+    const duration = Number(await client.get(SLEEPY_PATH, HOST, 'LastWakeDuration'));
+    expect(duration).toBeGreaterThan(0);
+    expect(duration).toBeLessThan(5_000_000);
+    const lastSeen = Number(await client.get(SLEEPY_PATH, HOST, 'LastSeen'));
+    expect(lastSeen).toBeGreaterThanOrEqual(wokeAt);
+    expect(
+      hostSignals.messages.some((m) => (plain(m.body[1]) as { State?: string }).State === 'online'),
+    ).toBe(true);
+    expect(daemon.output()).toMatch(/Waking sleepy \(02:00:00:00:01:03\) for 10\.9\.0\.2/);
+    expect(daemon.output()).toMatch(/sleepy \(10\.9\.0\.3\) is online, was waking/);
+  });
+
+  test('a host that falls silent goes offline after its timeout', async () => {
+    lan.exec('sleeper', 'ip', ['addr', 'flush', 'dev', 'eth0']); // back to sleep
+    await until(async () => (await hostState()) === 'offline', 8000);
+    expect(daemon.output()).toMatch(
+      /sleepy \(10\.9\.0\.3\) is offline, was online: silent for 3 s/,
+    );
+  });
+
+  test('hosts added over D-Bus are validated, woken by hand, removed, and persist', async () => {
+    const add = (name: string, m: string, ip: string, options: Record<string, unknown> = {}) =>
+      client.call(WOL_PATH, WOL, 'AddHost', 'sssa{sv}', [name, m, ip, options]);
+    const bad: [string, string, string, Record<string, unknown>][] = [
+      ['nas', 'not-a-mac', '10.9.0.20', {}],
+      ['nas', 'ff:ff:ff:ff:ff:ff', '10.9.0.20', {}],
+      ['nas', '02:00:00:00:02:01', '10.9.0.300', {}],
+      ['bad name', '02:00:00:00:02:01', '10.9.0.20', {}],
+      ['nas', '02:00:00:00:02:01', '10.9.0.20', { interface: variant('s', 'nosuch0') }],
+      ['nas', '02:00:00:00:02:01', '10.9.0.20', { interface: variant('s', '../x') }],
+      ['nas', '02:00:00:00:02:01', '10.9.0.20', { timeout: variant('u', 0) }],
+      ['nas', '02:00:00:00:02:01', '10.9.0.20', { colour: variant('s', 'blue') }],
+      ['nas', '02:00:00:00:02:01', '10.9.0.20', { only_from: variant('as', ['everyone']) }],
+      ['sleepy', '02:00:00:00:02:01', '10.9.0.20', {}],
+      ['nas', MAC.sleeper, '10.9.0.20', {}],
+      ['nas', '02:00:00:00:02:01', SLEEPER_IP, {}],
+    ];
+    for (const [name, m, ip, options] of bad) {
+      const err = await client
+        .call(WOL_PATH, WOL, 'AddHost', 'sssa{sv}', [name, m, ip, options])
+        .then(
+          () => ({ type: 'none' }),
+          (e: { type: string }) => e,
+        );
+      expect([name, m, ip, err.type]).toEqual([
+        name,
+        m,
+        ip,
+        'org.vigil.Vigil1.Error.InvalidArgument',
+      ]);
+    }
+    const [nasPath] = await add('nas-1', '02-00-00-00-02-01', '10.9.0.20', {
+      only_from: variant('as', ['10.9.0.0/24']),
+      timeout: variant('u', 60),
+      cooldown: variant('u', 0),
+    });
+    expect(nasPath).toBe('/org/vigil/Vigil1/Hosts/nas_2d1');
+    expect(await client.getAll(nasPath as string, HOST)).toMatchObject({
+      Name: 'nas-1',
+      Mac: '02:00:00:00:02:01',
+      Interface: 'eth0', // found from the subnet of its address
+      OnlyFrom: ['10.9.0.0/24'],
+      Timeout: 60,
+      Cooldown: 0,
+      State: 'unknown',
+    });
+
+    const signalsBefore = wakeSignals.count(isWakeSent);
+    await client.call(nasPath as string, HOST, 'Wake');
+    await client.call(WOL_PATH, WOL, 'Wake', 's', ['02:00:00:00:09:09']); // nobody's MAC
+    await until(() => wakeSignals.count(isWakeSent) >= signalsBefore + 2);
+    const bodies = wakeSignals.messages
+      .filter(isWakeSent)
+      .slice(signalsBefore)
+      .map((m) => m.body);
+    expect(bodies).toEqual([
+      ['nas-1', '02:00:00:00:02:01', '', 'manual'],
+      ['', '02:00:00:00:09:09', '', 'manual'],
+    ]);
+    await until(() => magicPackets().some((m) => m.magic!.mac === '02:00:00:00:09:09'));
+    const notFound = await client.callError(WOL_PATH, WOL, 'Wake', 's', ['nobody']);
+    expect(notFound.type).toBe('org.vigil.Vigil1.Error.NotFound');
+    const invalid = await client.callError(WOL_PATH, WOL, 'Wake', 's', ['no body!']);
+    expect(invalid.type).toBe('org.vigil.Vigil1.Error.InvalidArgument');
+    const readOnly = await client.callError(
+      nasPath as string,
+      'org.freedesktop.DBus.Properties',
+      'Set',
+      'ssv',
+      [HOST, 'Timeout', variant('u', 5)],
+    );
+    expect(readOnly.type).toMatch(/Error/);
+    expect(await client.get(nasPath as string, HOST, 'Timeout')).toBe(60);
+    const configHost = await client.callError(WOL_PATH, WOL, 'RemoveHost', 's', ['sleepy']);
+    expect(configHost.type).toBe('org.vigil.Vigil1.Error.NotSupported');
+    const missing = await client.callError(WOL_PATH, WOL, 'RemoveHost', 's', ['nobody']);
+    expect(missing.type).toBe('org.vigil.Vigil1.Error.NotFound');
+    await add('gone', '02:00:00:00:02:02', '10.9.0.21');
+    await client.call(WOL_PATH, WOL, 'RemoveHost', 's', ['gone']);
+
+    // Restart: the D-Bus host comes back with its wake count; the removed one does not.
+    await daemon.stop();
+    daemon = await startDaemon(lan, bus.address, stateDir, configFile);
+    const [hosts] = await client.call(WOL_PATH, WOL, 'ListHosts');
+    expect((hosts as string[]).sort()).toEqual(['/org/vigil/Vigil1/Hosts/nas_2d1', SLEEPY_PATH]);
+    expect(await client.get(nasPath as string, HOST, 'WakeCount')).toBe(1);
+    expect(await client.get(nasPath as string, HOST, 'OnlyFrom')).toEqual(['10.9.0.0/24']);
+    expect(await client.get(SLEEPY_PATH, HOST, 'WakeCount')).toBe(2);
+  });
+
+  test('a flood of 100,000 malformed and random frames is counted and survived', async () => {
+    const seenBefore = Number(await client.get(WOL_PATH, WOL, 'FramesSeen'));
+    const malformedBefore = Number(await client.get(WOL_PATH, WOL, 'FramesMalformed'));
+    const wakesBefore = await wakesSent();
+    const report = JSON.parse(
+      lan.exec('stranger', process.execPath, [
+        INJECT,
+        'eth0',
+        'flood',
+        '100000',
+        String(process.pid),
+      ]),
+    ) as { sent: number; malformed: number };
+    expect(report.sent).toBe(100000);
+    expect(report.malformed).toBeGreaterThan(80000);
+    let counted = 0;
+    let seen = 0;
+    await until(
+      async () => {
+        counted = Number(await client.get(WOL_PATH, WOL, 'FramesMalformed')) - malformedBefore;
+        seen = Number(await client.get(WOL_PATH, WOL, 'FramesSeen')) - seenBefore;
+        return counted >= report.malformed;
+      },
+      20000,
+      () => `${counted} of ${report.malformed} malformed frames counted, ${seen} seen`,
+    );
+    expect(Number(await client.get(WOL_PATH, WOL, 'FramesMalformed')) - malformedBefore).toBe(
+      report.malformed,
+    );
+    expect(
+      Number(await client.get(WOL_PATH, WOL, 'FramesSeen')) - seenBefore,
+    ).toBeGreaterThanOrEqual(100000);
+    expect(await wakesSent()).toBe(wakesBefore);
+    // Still answering: its own properties and another capability's method.
+    const [digits] = await client.call(
+      '/org/vigil/Vigil1/RandomData',
+      'org.vigil.Vigil1.RandomData',
+      'quick',
+      'i',
+      [64],
+    );
+    expect(String(digits)).toMatch(/^\d+$/);
+    expect(daemon.child.exitCode).toBeNull();
+  }, 60000);
+});
+
+describe('Wake-on-LAN watcher without CAP_NET_RAW', () => {
+  test('reports itself unavailable, logs why, and the rest of the daemon works', async () => {
+    const lan = new Lan(`vu${process.pid}`);
+    const bus = await startPrivateBus();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-wol-nocap-'));
+    let daemon: Daemon | undefined;
+    let client: TestClient | undefined;
+    try {
+      lan.addNode({ name: 'watcher', mac: MAC.watcher, cidr: '10.9.0.1/24' });
+      const config = path.join(dir, 'vigil.conf');
+      fs.writeFileSync(config, `[host:sleepy]\nip = ${SLEEPER_IP}\nmac = ${MAC.sleeper}\n`);
+      daemon = await startDaemon(lan, bus.address, path.join(dir, 'state'), config, [
+        'setpriv',
+        '--bounding-set=-net_raw',
+      ]);
+      client = await TestClient.connect(bus.address);
+      expect(await client.get(WOL_PATH, WOL, 'Available')).toBe(false);
+      expect(daemon.output()).toMatch(
+        /Wake-on-LAN watcher unavailable: capturing ARP needs CAP_NET_RAW/,
+      );
+      // Hosts can still be listed and added, and a wake by hand still goes out over UDP.
+      expect((await client.call(WOL_PATH, WOL, 'ListHosts'))[0]).toEqual([SLEEPY_PATH]);
+      await client.call(WOL_PATH, WOL, 'Wake', 's', ['sleepy']);
+      expect(Number(await client.get(WOL_PATH, WOL, 'WakesSent'))).toBe(1);
+      const [digits] = await client.call(
+        '/org/vigil/Vigil1/RandomData',
+        'org.vigil.Vigil1.RandomData',
+        'quick',
+        'i',
+        [8],
+      );
+      expect(String(digits)).toMatch(/^\d+$/);
+    } finally {
+      client?.close();
+      await daemon?.stop();
+      await bus.stop();
+      lan.destroy();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60000);
+});
