@@ -106,10 +106,11 @@ export function formatDuration(seconds: number): string {
   return `${sec}s`;
 }
 
-/** A count with an SI prefix: 950, 12.3k, 4.56M. */
+/** A count, exact up to 99999 (integers), then with an SI prefix: 950, 12345, 123k, 4.56M. */
 export function formatCount(n: number): string {
   const abs = Math.abs(n);
-  if (abs < 1000) return Number.isInteger(n) ? String(n) : n.toFixed(abs < 10 ? 2 : 1);
+  if (Number.isInteger(n) && abs < 100000) return String(n);
+  if (abs < 1000) return n.toFixed(abs < 10 ? 2 : 1);
   const units = ['k', 'M', 'G', 'T', 'P'];
   let v = n;
   let i = -1;
