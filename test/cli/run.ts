@@ -19,12 +19,17 @@ export function isolatedEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return env;
 }
 
-/** Run the real vigilctl binary to completion. */
-export function runCtl(args: string[], env: NodeJS.ProcessEnv = isolatedEnv()): Promise<CtlResult> {
+/** Run the real vigilctl binary to completion (as another user when `uid` is given). */
+export function runCtl(
+  args: string[],
+  env: NodeJS.ProcessEnv = isolatedEnv(),
+  uid?: number,
+): Promise<CtlResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [VIGILCTL, ...args], {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
+      ...(uid === undefined ? {} : { uid, gid: uid }),
     });
     let stdout = '';
     let stderr = '';
