@@ -464,6 +464,26 @@ describe('vigilctl usage and connection errors', () => {
     expect(s.code).toBe(3);
   });
 
+  test('--session and --system use their standard addresses (pointed at the private bus here)', async () => {
+    const session = await runCtl(
+      ['random', 'quick', '8'],
+      isolatedEnv({ DBUS_SESSION_BUS_ADDRESS: bus.address }),
+    );
+    expect(session.code).toBe(0);
+    const system = await runCtl(
+      ['--system', 'random', 'quick', '8'],
+      isolatedEnv({ DBUS_SYSTEM_BUS_ADDRESS: bus.address }),
+    );
+    expect(system.code).toBe(0);
+    expect(Number(system.stdout)).toBeLessThan(256);
+    const none = await runCtl(
+      ['--system', 'tasks'],
+      isolatedEnv({ DBUS_SYSTEM_BUS_ADDRESS: 'unix:path=/nonexistent/vigil-system-bus' }),
+    );
+    expect(none.code).toBe(3);
+    expect(none.stderr).toMatch(/^vigilctl: cannot connect to the system bus: .*\n$/);
+  });
+
   test('a bus without vigil on it: ServiceUnknown in one line, exit 3', async () => {
     const empty = await startPrivateBus();
     try {
