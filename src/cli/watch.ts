@@ -22,6 +22,10 @@ function shortIface(iface: string): string {
   return iface.startsWith('org.vigil.Vigil1.') ? iface.slice('org.vigil.Vigil1.'.length) : iface;
 }
 
+function sameValue(a: BusValue | undefined, b: BusValue): boolean {
+  return a !== undefined && formatValue(a) === formatValue(b);
+}
+
 function describeProps(props: Record<string, BusValue>): string {
   return Object.entries(props)
     .map(([k, v]) => `${k}=${formatValue(v)}`)
@@ -50,6 +54,8 @@ export const watchCommand: CliCommand = {
     const client = await ctx.connect();
     const sink = ctx.liveOutput();
     const tasks = new Map<string, TaskView>();
+    // Last known properties of the other objects, so "~" lines show only real changes.
+    const others = new Map<string, Interfaces>();
     const event = (e: Record<string, unknown>): void => {
       if (ctx.json) ctx.print(JSON.stringify(toJson(e)));
     };
@@ -61,6 +67,7 @@ export const watchCommand: CliCommand = {
       event({ event: 'added', path, interfaces: ifaces, ...(initial ? { initial } : {}) });
       const props = ifaces[TASK_IFACE];
       if (!props) {
+        others.set(path, ifaces);
         for (const [iface, p] of Object.entries(ifaces)) {
           say(`+ ${path} ${shortIface(iface)} ${describeProps(p)}`.trimEnd());
         }
@@ -79,7 +86,10 @@ export const watchCommand: CliCommand = {
         tasks.delete(path);
         sink.remove(path);
         say(`- task ${view.id} left the bus`);
-      } else say(`- ${path}`);
+      } else {
+        others.delete(path);
+        say(`- ${path}`);
+      }
     };
 
     const onSignal = (s: BusSignal): void => {
@@ -133,7 +143,14 @@ export const watchCommand: CliCommand = {
           else if (!FINAL_STATES.has(before)) sink.remove(s.path);
           return;
         }
-        if (!view) say(`~ ${s.path} ${describeProps(changed)}`);
+        if (view) return;
+        const known = others.get(s.path)?.[iface];
+        const fresh = Object.fromEntries(
+          Object.entries(changed).filter(([k, v]) => !known || !sameValue(known[k], v)),
+        );
+        const obj = others.get(s.path);
+        if (obj) obj[iface] = { ...(known ?? {}), ...changed };
+        if (Object.keys(fresh).length > 0) say(`~ ${s.path} ${describeProps(fresh)}`);
         return;
       }
       if (view) return; // other task-interface traffic is already shown by the bar

@@ -352,6 +352,10 @@ describe('vigilctl watch', () => {
     expect(addedAt).toBeGreaterThanOrEqual(0);
     expect(progressAt).toBeGreaterThan(addedAt);
     expect(finishedAt).toBeGreaterThan(progressAt);
+    // TaskManager counters are shown as they change, never the same values twice in a row.
+    const counts = lines.filter((l) => l.startsWith('~ /org/vigil/Vigil1/Tasks '));
+    expect(counts.length).toBeGreaterThan(0);
+    counts.slice(1).forEach((l, i) => expect(l).not.toBe(counts[i]));
     // The tutorial signal shows up as a generic signal line.
     await watch.until((p) => p.stdout.includes(`RandomData.slow_result ${id}`), 'slow_result');
     expect(watch.stdout).not.toMatch(/\x1b\[/);
