@@ -1,7 +1,9 @@
 /**
  * vigilctl's command interface: how a capability adds subcommands.
  *
- * A subcommand is a `CliCommand` listed in the registry (src/cli/commands.ts). Its `name` is
+ * A subcommand is a `CliCommand` listed in the registry (src/cli/commands.ts). A capability
+ * module (src/cli/randomx.ts, src/cli/wol.ts) exports `export const commands: CliCommand[]` and
+ * the registry picks it up. Its `name` is
  * one or two words ('wake', 'hosts add'); the longest name that matches the command line wins,
  * so 'hosts' and 'hosts add' can both exist. `run` gets the words after the name and returns
  * an exit code. A typical command:
@@ -24,6 +26,11 @@
  * shows progress (a bar on a terminal, plain lines on a pipe, both on stderr) and resolves
  * with the task's result once it completes; when the task fails, is cancelled or interrupted
  * it throws TaskEndedError, which vigilctl prints as one line and exits with EXIT.TASK_FAILED.
+ *
+ * The client (src/cli/client.ts): `call(path, iface, member, signature, body, { timeoutMs })`
+ * resolves with the reply body (25 s timeout by default, 0 = none); `getAll`/`get` read
+ * properties with Variants stripped; `subscribe(listener, pathNamespace)` delivers vigil's
+ * signals below a path. Values: src/cli/values.ts (toJson, formatValue, formatTable, ...).
  *
  * Errors: throw UsageError for bad arguments (vigilctl prints it with the command's usage and
  * exits 2). D-Bus errors from `client.call` are DBusCallError and print as one line,
