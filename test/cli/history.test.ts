@@ -90,3 +90,13 @@ test('after SIGKILL and a restart the cut-off task is interrupted: history shows
     /^vigilctl: org\.vigil\.Vigil1\.Error\.\w+: /,
   );
 });
+
+test('when the bus itself goes away, watch says so in one line and exits 3', async () => {
+  const watch = new CtlProcess(['--bus', bus.address, 'watch'], isolatedEnv());
+  await watch.until((p) => p.stderr.includes('watching'), 'ready line');
+  await bus.stop();
+  expect(await watch.exited).toBe(3);
+  const errors = watch.stderr.split('\n').filter((l) => l.startsWith('vigilctl: '));
+  expect(errors).toHaveLength(1);
+  expect(errors[0]).toMatch(/bus/);
+});
