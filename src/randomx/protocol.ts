@@ -1,0 +1,124 @@
+/** Messages between the engine (main thread) and the pool's workers (src/randomx/worker.ts). */
+import type { MessagePort } from 'node:worker_threads';
+import type { Address } from './native';
+
+export type Mode = 'light' | 'fast';
+export const MODES: readonly Mode[] = ['light', 'fast'];
+
+/** The shared cache (and dataset in fast mode) a worker binds its one VM to. */
+export interface Binding {
+  /** Unique per cache/dataset generation: a new serial always gets a fresh VM, never a stale one. */
+  readonly serial: number;
+  readonly mode: Mode;
+  /** Flags of randomx_get_flags(), without FULL_MEM and LARGE_PAGES. */
+  readonly flags: number;
+  readonly cache: Address;
+  readonly dataset: Address;
+  /** Try large pages for the VM scratchpad (silently skipped when none are free). */
+  readonly largePages: boolean;
+}
+
+/** Word 0 of a job's control array (Int32Array over a SharedArrayBuffer), set by the engine. */
+export const Control = { RUN: 0, PAUSE: 1, STOP: 2, CANCEL: 3 } as const;
+
+/** Test hook: make the worker throw, or kill its thread, before doing the work. */
+export type Fault = 'throw' | 'exit';
+
+/** Workers flush progress about this often, never per hash. */
+export const REPORT_INTERVAL_MS = 100;
+
+export interface InitCacheRequest {
+  op: 'initCache';
+  flags: number;
+  key: Uint8Array;
+  largePages: boolean;
+}
+export interface InitCacheReply {
+  cache: Address;
+  largePages: boolean;
+}
+
+export interface InitDatasetRequest {
+  op: 'initDataset';
+  dataset: Address;
+  cache: Address;
+  startItem: number;
+  itemCount: number;
+  /** Int32Array[1]: Control word. */
+  control: SharedArrayBuffer;
+  /** Int32Array[1]: items initialised so far, added in chunks by every worker. */
+  progress: SharedArrayBuffer;
+}
+export interface InitDatasetReply {
+  completed: boolean;
+}
+
+export interface HashRequest {
+  op: 'hash';
+  binding: Binding;
+  input: Uint8Array;
+}
+
+export interface HashBatchRequest {
+  op: 'hashBatch';
+  binding: Binding;
+  /** All inputs back to back. */
+  data: SharedArrayBuffer;
+  /** Uint32Array[n + 1]: input i is data[offsets[i], offsets[i + 1]). */
+  offsets: SharedArrayBuffer;
+  /** n * 32 bytes of hashes, written in place. */
+  output: SharedArrayBuffer;
+  /** Int32Array[2]: [0] next input index to claim, [1] inputs hashed (flushed in batches). */
+  counters: SharedArrayBuffer;
+  control: SharedArrayBuffer;
+  fault?: Fault;
+}
+export interface HashBatchReply {
+  hashed: number;
+}
+
+/** Hash consecutive nonces written at nonceOffset; used by Search and Benchmark. */
+export interface ScanRequest {
+  op: 'scan';
+  binding: Binding;
+  blob: Uint8Array;
+  nonceOffset: number;
+  /** Nonces are claimed from the shared counter until it reaches end (exclusive, <= 2^32). */
+  end: number;
+  /** BigInt64Array[1]: the next nonce to claim, shared by all workers of the job. */
+  counter: SharedArrayBuffer;
+  control: SharedArrayBuffer;
+  /** Accept when the hash's last 8 bytes (LE u64) <= hi * 2^32 + lo; null accepts nothing. */
+  target: { hi: number; lo: number } | null;
+  /** Batched ScanReports go here, the last one marked final. */
+  port: MessagePort;
+  fault?: Fault;
+}
+
+/**
+ * A worker's batched report. `watermark` is the worker's lowest nonce not yet finished: every
+ * nonce it claimed below that is hashed, and its accepted ones are in this or an earlier report.
+ */
+export interface ScanReport {
+  hashes: number;
+  watermark: number;
+  found: Array<[number, Uint8Array]>;
+  /** The worker's last report, posted before its task returns. */
+  final: boolean;
+}
+
+export interface InfoRequest {
+  op: 'info';
+}
+export interface InfoReply {
+  threadId: number;
+  vmSerial: number;
+}
+
+export type WorkerRequest =
+  | InitCacheRequest
+  | InitDatasetRequest
+  | HashRequest
+  | HashBatchRequest
+  | ScanRequest
+  | InfoRequest;
