@@ -438,6 +438,10 @@ describe('vigilctl usage and connection errors', () => {
     expect(h.code).toBe(0);
     expect(h.stdout).toMatch(/^Usage: vigilctl history \[--limit N\]/);
     expect((await ctl('help', 'random')).stdout).toMatch(/random quick BITS/);
+    expect((await ctl('help', 'nonsense')).code).toBe(2);
+    const v = await ctl('--version');
+    expect(v.code).toBe(0);
+    expect(v.stdout).toMatch(/^vigilctl \d+\.\d+\.\d+\n$/);
   });
 
   test('no bus at the address: one line, exit 3', async () => {
