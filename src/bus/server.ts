@@ -239,10 +239,19 @@ export class ObjectServer {
     const obj = this.objects.get(path);
 
     if (iface === PEER || (iface === '' && (member === 'Ping' || member === 'GetMachineId'))) {
+      if (member === 'Ping' || member === 'GetMachineId') noArguments(PEER, member, sig);
       if (member === 'Ping') return ['', []];
       if (member === 'GetMachineId') return ['s', [machineId()]];
+      throw new ProtocolError(DBUS_ERROR + 'UnknownMethod', `no method ${member} in ${PEER}`);
     }
-    if ((iface === INTROSPECTABLE || iface === '') && member === 'Introspect') {
+    if (iface === INTROSPECTABLE || (iface === '' && member === 'Introspect')) {
+      if (member !== 'Introspect') {
+        throw new ProtocolError(
+          DBUS_ERROR + 'UnknownMethod',
+          `no method ${member} in ${INTROSPECTABLE}`,
+        );
+      }
+      noArguments(INTROSPECTABLE, member, sig);
       if (!obj && !this.hasChildren(path)) {
         throw this.isManaged(path) ? notFound(path) : unknownObject(path);
       }
@@ -251,7 +260,12 @@ export class ObjectServer {
     if (!obj) throw this.isManaged(path) ? notFound(path) : unknownObject(path);
 
     if (iface === PROPERTIES) return this.properties(obj, member, sig, body);
-    if (iface === OBJECT_MANAGER && path === this.root && member === 'GetManagedObjects') {
+    if (
+      (iface === OBJECT_MANAGER || iface === '') &&
+      path === this.root &&
+      member === 'GetManagedObjects'
+    ) {
+      noArguments(OBJECT_MANAGER, member, sig);
       return ['a{oa{sa{sv}}}', [this.managedObjects()]];
     }
 
@@ -357,6 +371,13 @@ export class ObjectServer {
 /** Below our root, a missing object is a task or host that does not exist (any more). */
 function notFound(path: string): VigilError {
   return new VigilError('NotFound', `no object at ${path}: it does not exist or has expired`);
+}
+
+/** The standard methods without arguments refuse any, as sd-bus and GDBus do. */
+function noArguments(iface: string, member: string, sig: string): void {
+  if (sig !== '') {
+    throw new ProtocolError(DBUS_ERROR + 'InvalidArgs', `${iface}.${member} takes no arguments`);
+  }
 }
 
 function unknownObject(path: string): ProtocolError {
