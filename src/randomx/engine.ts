@@ -441,18 +441,27 @@ class RateMeter {
 export class SearchSession {
   private pending: SearchJob | undefined;
   private scan: ScanRun | undefined;
+  private latest: SearchJob;
 
   constructor(
     private readonly engine: RandomXEngine,
     private readonly params: SearchParams,
     private readonly hooks: SearchHooks,
     private readonly restored: SearchState | undefined,
-  ) {}
+  ) {
+    this.latest = restored?.job ?? params;
+  }
 
   /** Switch to a new job (Task.Input): the workers drop the old one and take this one. */
   input(job: SearchJob): void {
     this.pending = job;
+    this.latest = job;
     this.scan?.stop();
+  }
+
+  /** The job the search is on, or will switch to next. */
+  get job(): SearchJob {
+    return this.latest;
   }
 
   run(): Promise<SearchResult> {

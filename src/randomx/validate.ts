@@ -13,7 +13,7 @@ export const LIMITS = {
   /** Inputs in one HashBatch. */
   maxBatchInputs: 65536,
   /** Total bytes of one HashBatch. */
-  maxBatchBytes: 16 * 1024 * 1024,
+  maxBatchBytes: 4 * 1024 * 1024,
   /** Bytes of a Search blob (a Monero hashing blob is about 76 bytes). */
   maxBlobBytes: 4096,
   /** Nonces of one Benchmark. */

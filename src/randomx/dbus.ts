@@ -1,0 +1,223 @@
+/** `org.vigil.Vigil1.RandomX`: the thin translation between the bus and the engine. */
+import { bind, type InterfaceSpec } from '../bus/interface';
+import { IFACE_PREFIX, ROOT_PATH } from '../bus/names';
+import type { ObjectServer } from '../bus/server';
+import { unwrapDict } from '../bus/values';
+import { VigilError } from '../core/errors';
+import type { IniSection } from '../core/ini';
+import type { Capability, CapabilitySetup } from '../daemon/capability';
+import { taskPath } from '../tasks/dbus';
+import type { TaskManager } from '../tasks/manager';
+import type { Json } from '../tasks/types';
+import { RandomXEngine, type EngineOptions } from './engine';
+import { BATCH_KIND, BENCHMARK_KIND, SEARCH_KIND, randomxKinds } from './tasks';
+import {
+  checkBlob,
+  checkDifficulty,
+  checkKey,
+  checkMode,
+  checkOptionNames,
+  checkRange,
+  checkThreads,
+  checkU32,
+  toBytes,
+} from './validate';
+
+export const RANDOMX_PATH = `${ROOT_PATH}/RandomX`;
+
+export interface RandomXService {
+  engine: RandomXEngine;
+  manager: TaskManager;
+}
+
+const hex = (b: Buffer): string => b.toString('hex');
+
+/** `mode` and `threads` of an options dict, with the engine's defaults. */
+function jobOptions(
+  engine: RandomXEngine,
+  options: Record<string, unknown>,
+): { mode: string; threads: number } {
+  return {
+    mode: options.mode === undefined ? engine.defaultMode : checkMode(options.mode),
+    threads: options.threads === undefined ? engine.threads : checkThreads(options.threads),
+  };
+}
+
+function optionalU32(value: unknown, what: string): number | undefined {
+  return value === undefined ? undefined : checkU32(value, what);
+}
+
+async function submit(
+  svc: RandomXService,
+  kind: string,
+  params: Json,
+  uid: number,
+): Promise<string> {
+  return taskPath(svc.manager.submit(kind, params, uid).id);
+}
+
+export const randomXInterface: InterfaceSpec<RandomXService> = {
+  name: `${IFACE_PREFIX}RandomX`,
+  methods: [
+    {
+      name: 'Hash',
+      in: [
+        ['key', 'ay'],
+        ['input', 'ay'],
+      ],
+      out: [['hash', 'ay']],
+      handler: async (svc, [key, input], ctx) => {
+        await ctx.caller.requirePrivileged('hash with RandomX');
+        return svc.engine.hash(toBytes(key, 'key'), toBytes(input, 'input'));
+      },
+    },
+    {
+      name: 'HashBatch',
+      in: [
+        ['key', 'ay'],
+        ['inputs', 'aay'],
+        ['options', 'a{sv}'],
+      ],
+      out: [['task', 'o']],
+      handler: async (svc, [key, inputs, rawOptions], ctx) => {
+        const uid = await ctx.caller.requirePrivileged('start RandomX jobs');
+        const options = unwrapDict(rawOptions);
+        checkOptionNames(options, ['mode', 'threads']);
+        const list = (inputs as unknown[]).map((input, i) => hex(toBytes(input, `input ${i}`)));
+        return submit(
+          svc,
+          BATCH_KIND,
+          {
+            key: hex(checkKey(toBytes(key, 'key'))),
+            inputs: list,
+            ...jobOptions(svc.engine, options),
+          },
+          uid,
+        );
+      },
+    },
+    {
+      name: 'Search',
+      in: [
+        ['key', 'ay'],
+        ['blob', 'ay'],
+        ['nonce_offset', 'u'],
+        ['difficulty', 't'],
+        ['options', 'a{sv}'],
+      ],
+      out: [['task', 'o']],
+      handler: async (svc, [key, blob, nonceOffset, difficulty, rawOptions], ctx) => {
+        const uid = await ctx.caller.requirePrivileged('start RandomX jobs');
+        const options = unwrapDict(rawOptions);
+        checkOptionNames(options, ['start_nonce', 'count', 'mode', 'threads']);
+        const blobBytes = toBytes(blob, 'blob');
+        checkBlob(blobBytes, nonceOffset as number);
+        const startNonce = optionalU32(options.start_nonce, 'start_nonce') ?? 0;
+        const count = checkRange(
+          startNonce,
+          options.count === undefined ? undefined : Number(options.count as number | bigint),
+        );
+        return submit(
+          svc,
+          SEARCH_KIND,
+          {
+            key: hex(checkKey(toBytes(key, 'key'))),
+            blob: hex(blobBytes),
+            nonce_offset: nonceOffset as number,
+            difficulty: checkDifficulty(difficulty).toString(),
+            start_nonce: startNonce,
+            count,
+            ...jobOptions(svc.engine, options),
+          },
+          uid,
+        );
+      },
+    },
+    {
+      name: 'Benchmark',
+      in: [
+        ['nonces', 'u'],
+        ['options', 'a{sv}'],
+      ],
+      out: [['task', 'o']],
+      handler: async (svc, [nonces, rawOptions], ctx) => {
+        const uid = await ctx.caller.requirePrivileged('start RandomX jobs');
+        const options = unwrapDict(rawOptions);
+        checkOptionNames(options, ['mode', 'threads', 'key']);
+        return submit(
+          svc,
+          BENCHMARK_KIND,
+          {
+            nonces: nonces as number,
+            key: options.key === undefined ? null : hex(checkKey(toBytes(options.key, 'key'))),
+            ...jobOptions(svc.engine, options),
+          },
+          uid,
+        );
+      },
+    },
+  ],
+  properties: [
+    { name: 'Mode', type: 's', get: (svc) => svc.engine.defaultMode, emitsChange: false },
+    { name: 'Threads', type: 'u', get: (svc) => svc.engine.threads, emitsChange: false },
+    {
+      name: 'DatasetState',
+      type: 's',
+      get: (svc) => svc.engine.properties().datasetState,
+      emitsChange: true,
+    },
+    {
+      name: 'DatasetKey',
+      type: 'ay',
+      get: (svc) => svc.engine.properties().datasetKey,
+      emitsChange: true,
+    },
+    {
+      name: 'Features',
+      type: 'as',
+      get: (svc) => svc.engine.properties().features,
+      emitsChange: true,
+    },
+    {
+      name: 'HashRate',
+      type: 'd',
+      get: (svc) => svc.engine.properties().hashRate,
+      emitsChange: true,
+    },
+  ],
+  signals: [],
+};
+
+export function exportRandomX(server: ObjectServer, service: RandomXService): void {
+  server.export(RANDOMX_PATH, [bind(randomXInterface, service)]);
+  service.engine.on('changed', (names: string[]) =>
+    server.propertiesChanged(RANDOMX_PATH, randomXInterface.name, names),
+  );
+}
+
+/** `[randomx]` settings: `threads` (default: CPUs), `mode` (light|fast), `large_pages` (yes|no). */
+export function randomxSettings(config: readonly IniSection[]): EngineOptions {
+  const section = config.find((s) => s.name === 'randomx')?.values;
+  const options: EngineOptions = {};
+  const threads = section?.get('threads');
+  if (threads !== undefined && threads.trim() !== '') {
+    const n = Number(threads);
+    if (!Number.isInteger(n) || n < 1) {
+      throw new VigilError('InvalidArgument', `[randomx] threads must be a positive integer`);
+    }
+    options.threads = n;
+  }
+  const mode = section?.get('mode');
+  if (mode !== undefined && mode.trim() !== '') options.defaultMode = checkMode(mode.trim());
+  const largePages = section?.get('large_pages');
+  if (largePages !== undefined) options.largePages = !/^(0|no|false|off)$/i.test(largePages.trim());
+  return options;
+}
+
+/** The RandomX capability for the daemon: the engine, its task kinds and its bus object. */
+export const setupRandomX: CapabilitySetup = async (ctx): Promise<Capability> => {
+  const engine = new RandomXEngine(randomxSettings(ctx.config));
+  for (const kind of randomxKinds(engine)) ctx.tasks.registerKind(kind);
+  exportRandomX(ctx.server, { engine, manager: ctx.tasks });
+  return { name: 'randomx', stop: () => engine.close() };
+};
