@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,6 +7,7 @@ import { startPrivateBus, type PrivateBus } from '../helpers/bus';
 import { TestClient, plain, variant, type SignalLog } from '../helpers/client';
 import { Lan } from '../helpers/netns';
 import { magicPayload, readPcap } from './pcap';
+import { INJECT, startVigil, until, type VigilProcess } from './vigil-process';
 import { arpFrame } from '../../src/wol/frames';
 import { parseIpv4, parseMac } from '../../src/wol/addresses';
 
@@ -16,8 +17,6 @@ import { parseIpv4, parseMac } from '../../src/wol/addresses';
  * namespace, a private dbus-daemon, and tcpdump on the sleeping host's wire as the witness.
  */
 
-const FIXTURE = path.resolve(__dirname, 'fixtures/vigild-wol.js');
-const INJECT = path.resolve(__dirname, 'fixtures/inject.js');
 const WOL = 'org.vigil.Vigil1.WakeOnLan';
 const HOST = 'org.vigil.Vigil1.Host';
 const WOL_PATH = '/org/vigil/Vigil1/WakeOnLan';
@@ -30,56 +29,6 @@ const MAC = {
   stranger: '02:00:00:00:01:04',
 };
 const SLEEPER_IP = '10.9.0.3';
-
-interface Daemon {
-  child: ChildProcess;
-  output(): string;
-  stop(): Promise<void>;
-}
-
-async function startDaemon(
-  lan: Lan,
-  address: string,
-  stateDir: string,
-  config: string,
-  wrap: string[] = [],
-): Promise<Daemon> {
-  const args = ['netns', 'exec', lan.node('watcher').netns, ...wrap, process.execPath, FIXTURE];
-  args.push('--bus', address, '--state-dir', stateDir, '--config', config);
-  const child = spawn('ip', args, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, JOURNAL_STREAM: '' },
-  });
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await until(
-    () => out.includes('owns org.vigil.Vigil1'),
-    20000,
-    () => `daemon did not start:\n${out}`,
-  );
-  return {
-    child,
-    output: () => out,
-    stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
-
-async function until(
-  condition: () => boolean | Promise<boolean>,
-  timeoutMs = 15000,
-  message: () => string = () => 'condition not met',
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(message());
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** Make the kernel of `node` send IP traffic to `ip`: it ARPs first (the real trigger). */
 function sendTraffic(lan: Lan, node: string, ip: string): void {
@@ -103,7 +52,7 @@ describe('Wake-on-LAN watcher with real packets', () => {
   const tag = `vw${process.pid}`;
   let lan: Lan;
   let bus: PrivateBus;
-  let daemon: Daemon;
+  let daemon: VigilProcess;
   let client: TestClient;
   let wakeSignals: SignalLog;
   let hostSignals: SignalLog;
@@ -164,7 +113,7 @@ describe('Wake-on-LAN watcher with real packets', () => {
     );
 
     bus = await startPrivateBus();
-    daemon = await startDaemon(lan, bus.address, stateDir, configFile);
+    daemon = await startVigil(lan, 'watcher', bus.address, stateDir, configFile);
     client = await TestClient.connect(bus.address);
     wakeSignals = await client.subscribe({ path: WOL_PATH, iface: WOL, member: 'WakeSent' });
     hostSignals = await client.subscribe({ path: SLEEPY_PATH, member: 'PropertiesChanged' });
@@ -401,7 +350,7 @@ describe('Wake-on-LAN watcher with real packets', () => {
 
     // Restart: the D-Bus host comes back with its wake count; the removed one does not.
     await daemon.stop();
-    daemon = await startDaemon(lan, bus.address, stateDir, configFile);
+    daemon = await startVigil(lan, 'watcher', bus.address, stateDir, configFile);
     const [hosts] = await client.call(WOL_PATH, WOL, 'ListHosts');
     expect((hosts as string[]).sort()).toEqual(['/org/vigil/Vigil1/Hosts/nas_2d1', SLEEPY_PATH]);
     expect(await client.get(nasPath as string, HOST, 'WakeCount')).toBe(1);
@@ -505,13 +454,13 @@ describe('Wake-on-LAN watcher without CAP_NET_RAW', () => {
     const lan = new Lan(`vu${process.pid}`);
     const bus = await startPrivateBus();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-wol-nocap-'));
-    let daemon: Daemon | undefined;
+    let daemon: VigilProcess | undefined;
     let client: TestClient | undefined;
     try {
       lan.addNode({ name: 'watcher', mac: MAC.watcher, cidr: '10.9.0.1/24' });
       const config = path.join(dir, 'vigil.conf');
       fs.writeFileSync(config, `[host:sleepy]\nip = ${SLEEPER_IP}\nmac = ${MAC.sleeper}\n`);
-      daemon = await startDaemon(lan, bus.address, path.join(dir, 'state'), config, [
+      daemon = await startVigil(lan, 'watcher', bus.address, path.join(dir, 'state'), config, [
         'setpriv',
         '--bounding-set=-net_raw',
       ]);

@@ -1,0 +1,59 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import type { Lan } from '../helpers/netns';
+
+/** The daemon with Wake-on-LAN (tests/fixtures/vigild-wol) inside a LAN node's namespace. */
+export const VIGILD_WOL = path.resolve(__dirname, 'fixtures/vigild-wol.js');
+export const INJECT = path.resolve(__dirname, 'fixtures/inject.js');
+
+export interface VigilProcess {
+  readonly child: ChildProcess;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+export async function until(
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs = 15000,
+  message: () => string = () => 'condition not met',
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(message());
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Start vigild (with Wake-on-LAN) in `node`'s namespace and wait until it owns its name. */
+export async function startVigil(
+  lan: Lan,
+  node: string,
+  address: string,
+  stateDir: string,
+  config: string,
+  wrap: string[] = [],
+): Promise<VigilProcess> {
+  const args = ['netns', 'exec', lan.node(node).netns, ...wrap, process.execPath, VIGILD_WOL];
+  args.push('--bus', address, '--state-dir', stateDir, '--config', config);
+  const child = spawn('ip', args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, JOURNAL_STREAM: '' },
+  });
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await until(
+    () => out.includes('owns org.vigil.Vigil1'),
+    20000,
+    () => `vigild did not start:\n${out}`,
+  );
+  return {
+    child,
+    output: () => out,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
