@@ -2,7 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { daemonInterface } from '../daemon/daemon';
 import { randomDataInterface } from '../randomdata/dbus';
+import { randomXInterface } from '../randomx/dbus';
 import { taskInterface, taskManagerInterface } from '../tasks/dbus';
+import { hostInterface, wakeOnLanInterface } from '../wol/dbus';
 import { type InterfaceSpec, interfaceXml, XML_DOCTYPE } from './interface';
 
 /**
@@ -15,7 +17,9 @@ export const SHIPPED_INTERFACES: readonly InterfaceSpec<never>[] = [
   randomDataInterface,
   taskManagerInterface,
   taskInterface,
-  // RandomX (src/randomx/dbus.ts) and Wake-on-LAN (src/wol/dbus.ts): add their tables here.
+  randomXInterface,
+  wakeOnLanInterface,
+  hostInterface,
 ];
 
 /** The text of services/<name>.xml: one `<node>` holding the one interface. */

@@ -1,0 +1,377 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import * as dbus from '@particle/dbus-next';
+import { Message, type MessageBus } from '@particle/dbus-next';
+import { startPrivateBus, type PrivateBus } from '../../test/helpers/bus';
+
+/**
+ * Daemon-core benchmarks (issue 2), vigil side by side with the dbus-python tutorial stack:
+ *   1. quick(16) calls/s and p50/p99 latency from one client process, sequential and in flight;
+ *   2. idle RSS, CPU and context switches over a quiet period (it must not poll);
+ *   3. time from exec to the name being owned on the bus.
+ * Each service runs on its own private dbus-daemon. Run through bench/core/run.
+ */
+
+const NAME = 'org.vigil.Vigil1';
+const RD = '/org/vigil/Vigil1/RandomData';
+const RD_IFACE = 'org.vigil.Vigil1.RandomData';
+const VIGILD = path.resolve(__dirname, '../../src/daemon/vigild.js');
+const PY_SERVICE = path.resolve(__dirname, '../../../bench/core/python_service.py');
+const PYTHON = '/usr/bin/python3';
+
+interface Service {
+  label: string;
+  start(address: string): ChildProcess;
+}
+
+const stateRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-bench-'));
+
+const SERVICES: Service[] = [
+  {
+    label: 'vigil (Node)',
+    start: (address) =>
+      spawn(process.execPath, [VIGILD, '--bus', address, '--state-dir', stateRoot], {
+        stdio: ['ignore', 'ignore', 'inherit'],
+        env: { ...process.env, JOURNAL_STREAM: '' },
+      }),
+  },
+  {
+    label: 'dbus-python',
+    start: (address) =>
+      spawn(PYTHON, [PY_SERVICE], {
+        stdio: ['ignore', 'ignore', 'inherit'],
+        env: { ...process.env, DBUS_SESSION_BUS_ADDRESS: address },
+      }),
+  },
+];
+
+async function connect(address: string): Promise<MessageBus> {
+  const bus = dbus.sessionBus({ busAddress: address });
+  await new Promise<void>((resolve, reject) => {
+    bus.once('connect', () => resolve());
+    bus.once('error', reject);
+  });
+  return bus;
+}
+
+/** Resolves with the monotonic time (ns) at which NAME gets an owner on `watcher`'s bus. */
+async function nameOwned(watcher: MessageBus): Promise<() => Promise<bigint>> {
+  await watcher.call(
+    new Message({
+      destination: 'org.freedesktop.DBus',
+      path: '/org/freedesktop/DBus',
+      interface: 'org.freedesktop.DBus',
+      member: 'AddMatch',
+      signature: 's',
+      body: [
+        `type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged',arg0='${NAME}'`,
+      ],
+    }),
+  );
+  const owned = new Promise<bigint>((resolve) => {
+    const onMessage = (m: Message): void => {
+      if (m.member !== 'NameOwnerChanged' || m.body[0] !== NAME || m.body[2] === '') return;
+      watcher.removeListener('message', onMessage);
+      resolve(process.hrtime.bigint());
+    };
+    watcher.on('message', onMessage);
+  });
+  return () => owned;
+}
+
+/** Start `service`, wait for its name; returns the child and the exec-to-owned time in ms. */
+async function launch(
+  service: Service,
+  address: string,
+  watcher: MessageBus,
+): Promise<{ child: ChildProcess; ms: number }> {
+  const owned = await nameOwned(watcher);
+  const t0 = process.hrtime.bigint();
+  const child = service.start(address);
+  const exited = new Promise<never>((_, reject) =>
+    child.once('exit', (code) => reject(new Error(`${service.label} exited (${code})`))),
+  );
+  const timeout = sleep(30000).then(() => {
+    throw new Error(`${service.label} did not own ${NAME} in 30 s`);
+  });
+  const t1 = await Promise.race([owned(), exited, timeout]);
+  return { child, ms: Number(t1 - t0) / 1e6 };
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+function quickCall(bus: MessageBus): Promise<unknown> {
+  return bus.call(
+    new Message({
+      destination: NAME,
+      path: RD,
+      interface: RD_IFACE,
+      member: 'quick',
+      signature: 'i',
+      body: [16],
+    }),
+  );
+}
+
+interface Throughput {
+  callsPerSecond: number;
+  p50us: number;
+  p99us: number;
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+/** `calls` quick(16) calls from `inFlight` concurrent loops on one connection. */
+async function quickBench(bus: MessageBus, calls: number, inFlight: number): Promise<Throughput> {
+  const latencies: number[] = [];
+  let next = 0;
+  const loop = async (): Promise<void> => {
+    while (next < calls) {
+      next++;
+      const t0 = process.hrtime.bigint();
+      await quickCall(bus);
+      latencies.push(Number(process.hrtime.bigint() - t0) / 1000);
+    }
+  };
+  const start = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: inFlight }, loop));
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  latencies.sort((a, b) => a - b);
+  return {
+    callsPerSecond: calls / seconds,
+    p50us: percentile(latencies, 50),
+    p99us: percentile(latencies, 99),
+  };
+}
+
+interface ProcSample {
+  cpuTicks: number;
+  rssKiB: number;
+  contextSwitches: number;
+}
+
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
+
+function sample(pid: number): ProcSample {
+  // /proc/PID/stat: fields after the ")" of the command name; utime and stime are 14 and 15.
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const cpuTicks = Number(fields[11]) + Number(fields[12]);
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rssKiB = Number(status.match(/^VmRSS:\s+(\d+)/m)?.[1] ?? 0);
+  let contextSwitches = 0;
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    const s = fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+    for (const m of s.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)/gm)) {
+      contextSwitches += Number(m[1]);
+    }
+  }
+  return { cpuTicks, rssKiB, contextSwitches };
+}
+
+interface Idle {
+  rssStartMiB: number;
+  rssEndMiB: number;
+  cpuPercent: number;
+  cpuMs: number;
+  contextSwitches: number;
+  threads: number;
+}
+
+async function idleWatch(pid: number, seconds: number): Promise<Idle> {
+  const a = sample(pid);
+  await sleep(seconds * 1000);
+  const b = sample(pid);
+  const cpuSeconds = (b.cpuTicks - a.cpuTicks) / CLK_TCK;
+  return {
+    rssStartMiB: a.rssKiB / 1024,
+    rssEndMiB: b.rssKiB / 1024,
+    cpuMs: cpuSeconds * 1000,
+    cpuPercent: (100 * cpuSeconds) / seconds,
+    contextSwitches: b.contextSwitches - a.contextSwitches,
+    threads: fs.readdirSync(`/proc/${pid}/task`).length,
+  };
+}
+
+interface Startup {
+  medianMs: number;
+  minMs: number;
+  maxMs: number;
+  runs: number;
+}
+
+async function startups(service: Service, runs: number): Promise<Startup> {
+  const bus = await startPrivateBus();
+  const watcher = await connect(bus.address);
+  const times: number[] = [];
+  try {
+    for (let i = 0; i < runs; i++) {
+      const { child, ms } = await launch(service, bus.address, watcher);
+      times.push(ms);
+      await stop(child);
+    }
+  } finally {
+    watcher.disconnect();
+    await bus.stop();
+  }
+  times.sort((a, b) => a - b);
+  return {
+    medianMs: percentile(times, 50),
+    minMs: times[0],
+    maxMs: times[times.length - 1],
+    runs,
+  };
+}
+
+interface Result {
+  label: string;
+  sequential: Throughput;
+  concurrent: Throughput;
+  idle: Idle;
+  startup: Startup;
+}
+
+/** One service on its own bus: warm up, sequential and in-flight quick, then idle. */
+async function measure(
+  service: Service,
+  opts: {
+    calls: number;
+    concurrentCalls: number;
+    inFlight: number;
+    idleSeconds: number;
+    warmup: number;
+  },
+): Promise<Omit<Result, 'startup'>> {
+  const bus: PrivateBus = await startPrivateBus();
+  const watcher = await connect(bus.address);
+  const { child } = await launch(service, bus.address, watcher);
+  const client = await connect(bus.address);
+  try {
+    // Warm-up: both the service and this client's JIT (the first service measured would
+    // otherwise pay for a cold client).
+    for (let i = 0; i < opts.warmup; i++) await quickCall(client);
+    await quickBench(client, opts.warmup, opts.inFlight);
+    const sequential = await quickBench(client, opts.calls, 1);
+    const concurrent = await quickBench(client, opts.concurrentCalls, opts.inFlight);
+    client.disconnect();
+    watcher.disconnect();
+    await sleep(1000); // let the last replies and disconnects settle before measuring idle
+    const idle = await idleWatch(child.pid as number, opts.idleSeconds);
+    return { label: service.label, sequential, concurrent, idle };
+  } finally {
+    await stop(child);
+    await bus.stop();
+  }
+}
+
+function environment(): string {
+  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  let python = '';
+  try {
+    python = execFileSync(PYTHON, ['--version']).toString().trim();
+  } catch {
+    python = 'python3 missing';
+  }
+  const dbusVersion = execFileSync('dbus-daemon', ['--version']).toString().split('\n')[0];
+  return `${cpu} x${os.availableParallelism()}, Linux ${os.release()}, node ${process.version}, ${python}, ${dbusVersion}`;
+}
+
+function table(results: Result[], opts: { inFlight: number; idleSeconds: number }): string {
+  const f0 = (n: number): string => n.toFixed(0);
+  const f1 = (n: number): string => n.toFixed(1);
+  const f2 = (n: number): string => n.toFixed(2);
+  const rows: [string, (r: Result) => string][] = [
+    ['quick(16) sequential: calls/s', (r) => f0(r.sequential.callsPerSecond)],
+    [
+      'quick(16) sequential: p50 / p99 µs',
+      (r) => `${f0(r.sequential.p50us)} / ${f0(r.sequential.p99us)}`,
+    ],
+    [`quick(16) ${opts.inFlight} in flight: calls/s`, (r) => f0(r.concurrent.callsPerSecond)],
+    [
+      `quick(16) ${opts.inFlight} in flight: p50 / p99 µs`,
+      (r) => `${f0(r.concurrent.p50us)} / ${f0(r.concurrent.p99us)}`,
+    ],
+    [
+      `idle ${opts.idleSeconds} s: RSS MiB start → end`,
+      (r) => `${f1(r.idle.rssStartMiB)} → ${f1(r.idle.rssEndMiB)}`,
+    ],
+    [
+      `idle ${opts.idleSeconds} s: CPU ms (CPU %)`,
+      (r) => `${f0(r.idle.cpuMs)} (${f2(r.idle.cpuPercent)} %)`,
+    ],
+    [
+      `idle ${opts.idleSeconds} s: context switches (threads)`,
+      (r) => `${r.idle.contextSwitches} (${r.idle.threads})`,
+    ],
+    [
+      'exec → name owned: median ms (min–max)',
+      (r) =>
+        `${f0(r.startup.medianMs)} (${f0(r.startup.minMs)}–${f0(r.startup.maxMs)}, n=${r.startup.runs})`,
+    ],
+  ];
+  const widths = [
+    Math.max(...rows.map(([l]) => l.length)),
+    ...results.map((r) => Math.max(r.label.length, ...rows.map(([, v]) => v(r).length))),
+  ];
+  const line = (cells: string[]): string =>
+    '| ' + cells.map((c, i) => c.padEnd(widths[i])).join(' | ') + ' |';
+  return [
+    line(['', ...results.map((r) => r.label)]),
+    '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|',
+    ...rows.map(([label, value]) => line([label, ...results.map(value)])),
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      calls: { type: 'string', default: '10000' },
+      'concurrent-calls': { type: 'string', default: '40000' },
+      warmup: { type: 'string', default: '5000' },
+      'in-flight': { type: 'string', default: '16' },
+      'idle-seconds': { type: 'string', default: '30' },
+      startups: { type: 'string', default: '10' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const opts = {
+    calls: Number(values.calls),
+    concurrentCalls: Number(values['concurrent-calls']),
+    inFlight: Number(values['in-flight']),
+    idleSeconds: Number(values['idle-seconds']),
+    warmup: Number(values.warmup),
+  };
+  const startupRuns = Number(values.startups);
+  console.error(`bench/core: ${environment()}`);
+  const results: Result[] = [];
+  for (const service of SERVICES) {
+    console.error(`measuring ${service.label} ...`);
+    const measured = await measure(service, opts);
+    const startup = await startups(service, startupRuns);
+    results.push({ ...measured, startup });
+  }
+  if (values.json) {
+    console.log(JSON.stringify({ environment: environment(), options: opts, results }, null, 2));
+  } else {
+    console.log(`${new Date().toISOString()}  ${environment()}\n`);
+    console.log(table(results, opts));
+  }
+  fs.rmSync(stateRoot, { recursive: true, force: true });
+}
+
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? (e.stack ?? e.message) : String(e));
+  fs.rmSync(stateRoot, { recursive: true, force: true });
+  process.exit(1);
+});
