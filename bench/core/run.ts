@@ -10,6 +10,8 @@ import { startPrivateBus, type PrivateBus } from '../../test/helpers/bus';
 
 /**
  * Daemon-core benchmarks (issue 2), vigil side by side with the dbus-python tutorial stack:
+ * Services: vigild as shipped (core + RandomX + Wake-on-LAN), the core alone (vigild-core.ts)
+ * and the baseline (python_service.py).
  *   1. quick(16) calls/s and p50/p99 latency from one client process, sequential and in flight;
  *   2. idle RSS, CPU and context switches over a quiet period (it must not poll);
  *   3. time from exec to the name being owned on the bus.
@@ -20,6 +22,7 @@ const NAME = 'org.vigil.Vigil1';
 const RD = '/org/vigil/Vigil1/RandomData';
 const RD_IFACE = 'org.vigil.Vigil1.RandomData';
 const VIGILD = path.resolve(__dirname, '../../src/daemon/vigild.js');
+const VIGILD_CORE = path.resolve(__dirname, 'vigild-core.js');
 const PY_SERVICE = path.resolve(__dirname, '../../../bench/core/python_service.py');
 const PYTHON = '/usr/bin/python3';
 
@@ -32,9 +35,17 @@ const stateRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-bench-'));
 
 const SERVICES: Service[] = [
   {
-    label: 'vigil (Node)',
+    label: 'vigild (as shipped)',
     start: (address) =>
       spawn(process.execPath, [VIGILD, '--bus', address, '--state-dir', stateRoot], {
+        stdio: ['ignore', 'ignore', 'inherit'],
+        env: { ...process.env, JOURNAL_STREAM: '' },
+      }),
+  },
+  {
+    label: 'vigil core only',
+    start: (address) =>
+      spawn(process.execPath, [VIGILD_CORE, '--bus', address, '--state-dir', stateRoot], {
         stdio: ['ignore', 'ignore', 'inherit'],
         env: { ...process.env, JOURNAL_STREAM: '' },
       }),
@@ -236,6 +247,7 @@ async function startups(service: Service, runs: number): Promise<Startup> {
 
 interface Result {
   label: string;
+  rssAfterLoadMiB: number;
   sequential: Throughput;
   concurrent: Throughput;
   idle: Idle;
@@ -258,17 +270,19 @@ async function measure(
   const { child } = await launch(service, bus.address, watcher);
   const client = await connect(bus.address);
   try {
+    // Idle first, on a daemon that has done nothing yet but start.
+    await sleep(2000);
+    const idle = await idleWatch(child.pid as number, opts.idleSeconds);
     // Warm-up: both the service and this client's JIT (the first service measured would
     // otherwise pay for a cold client).
     for (let i = 0; i < opts.warmup; i++) await quickCall(client);
     await quickBench(client, opts.warmup, opts.inFlight);
     const sequential = await quickBench(client, opts.calls, 1);
     const concurrent = await quickBench(client, opts.concurrentCalls, opts.inFlight);
+    const rssAfterLoadMiB = sample(child.pid as number).rssKiB / 1024;
     client.disconnect();
     watcher.disconnect();
-    await sleep(1000); // let the last replies and disconnects settle before measuring idle
-    const idle = await idleWatch(child.pid as number, opts.idleSeconds);
-    return { label: service.label, sequential, concurrent, idle };
+    return { label: service.label, sequential, concurrent, idle, rssAfterLoadMiB };
   } finally {
     await stop(child);
     await bus.stop();
@@ -314,6 +328,7 @@ function table(results: Result[], opts: { inFlight: number; idleSeconds: number 
       `idle ${opts.idleSeconds} s: context switches (threads)`,
       (r) => `${r.idle.contextSwitches} (${r.idle.threads})`,
     ],
+    ['RSS MiB after the quick runs', (r) => f1(r.rssAfterLoadMiB)],
     [
       'exec → name owned: median ms (min–max)',
       (r) =>
