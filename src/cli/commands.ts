@@ -1,11 +1,12 @@
 import type { CliCommand } from './command';
 import { coreCommands } from './core-commands';
 import { watchCommand } from './watch';
+import { commands as wolCommands } from './wol';
 
 /**
  * Commands of a capability module that may not be in this tree yet. A module such as
- * `./randomx` or `./wol` exports `commands: CliCommand[]`; once both files exist these become
- * static imports. Only "that very module is missing" is tolerated: an error inside an existing
+ * `./randomx` exports `commands: CliCommand[]`; once its file exists this becomes a static
+ * import (as `./wol` already is). Only "that very module is missing" is tolerated: an error inside an existing
  * module is a bug and must surface.
  */
 function optionalCommands(module: string): CliCommand[] {
@@ -25,7 +26,7 @@ export const commands: CliCommand[] = [
   ...coreCommands,
   watchCommand,
   ...optionalCommands('./randomx'),
-  ...optionalCommands('./wol'),
+  ...wolCommands,
 ];
 
 /**

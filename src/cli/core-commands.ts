@@ -102,7 +102,7 @@ const randomQuick: CliCommand = {
 const randomSlow: CliCommand = {
   name: 'random slow',
   usage: 'random slow BITS [--no-wait]',
-  summary: 'draw BITS random bits one per pace interval, as a task; prints its id, then the number',
+  summary: 'a number drawn bit by bit as a task: prints its id, then the number',
   help:
     'Prints the task id at once, shows progress until slow_result arrives, then prints the\n' +
     'number. With --no-wait it prints only the id (follow it later with `vigilctl wait ID`).',
@@ -157,7 +157,7 @@ async function taskProperties(
 const tasksCommand: CliCommand = {
   name: 'tasks',
   usage: 'tasks',
-  summary: 'table of the tasks on the bus (running, queued and recently finished)',
+  summary: 'the tasks on the bus: running, queued, recently finished',
   async run(ctx, args) {
     ctx.parse(args, {}, 0, 0);
     const client = await ctx.connect();
@@ -208,7 +208,7 @@ const tasksCommand: CliCommand = {
 const taskCommand: CliCommand = {
   name: 'task',
   usage: 'task ID',
-  summary: 'every property of one task (from the history once it has left the bus)',
+  summary: 'every property of one task (from the history once it left the bus)',
   async run(ctx, args) {
     const { positionals } = ctx.parse(args, {}, 1, 1);
     const { id, path } = taskRef(positionals[0]);
@@ -289,7 +289,7 @@ function controlCommand(
 const historyCommand: CliCommand = {
   name: 'history',
   usage: 'history [--limit N]',
-  summary: 'finished tasks, newest first, including those from before a restart',
+  summary: 'finished tasks, newest first, also from before a restart',
   help: '--limit N   show at most N tasks (default 20; 0 shows all the daemon keeps)',
   async run(ctx, args) {
     const { values } = ctx.parse(args, { limit: { type: 'string', short: 'n' } }, 0, 0);

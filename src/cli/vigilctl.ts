@@ -10,7 +10,6 @@ import {
 import { EXIT, InterruptedError, TaskEndedError, UsageError, type CliCommand } from './command';
 import { commandGroup, commands, findCommand } from './commands';
 import { RunContext } from './context';
-import { formatTable } from './values';
 
 const GLOBAL_OPTIONS = `Global options (anywhere on the line):
   --session          use the session bus (the default)
@@ -36,13 +35,22 @@ Exit status:
   4    the task ended failed, cancelled or interrupted
   130  interrupted while waiting (the task keeps running)`;
 
+/** Commands with their summaries in a column; a usage too long for it gets its own line. */
+function commandList(registry: CliCommand[]): string[] {
+  const column = Math.min(32, Math.max(...registry.map((c) => c.usage.length))) + 4;
+  return registry.flatMap((c) =>
+    c.usage.length + 4 <= column
+      ? [`  ${c.usage.padEnd(column - 2)}${c.summary}`]
+      : [`  ${c.usage}`, `${' '.repeat(column)}${c.summary}`],
+  );
+}
+
 export function usage(registry: CliCommand[] = commands): string {
-  const rows = registry.map((c) => [`  ${c.usage}`, c.summary]);
   return [
     'Usage: vigilctl [--session | --system | --bus ADDRESS] [--json] COMMAND [ARGS]',
     '',
     'Commands:',
-    ...formatTable(['', ''], rows).slice(1),
+    ...commandList(registry),
     '',
     GLOBAL_OPTIONS,
     '',

@@ -43,7 +43,7 @@ function describeProps(props: Record<string, BusValue>): string {
 export const watchCommand: CliCommand = {
   name: 'watch',
   usage: 'watch',
-  summary: 'live progress of every task and objects coming and going, until Ctrl-C',
+  summary: 'live progress of every task, objects coming and going (Ctrl-C ends)',
   help:
     'Lines: "+" object added, "-" removed, "~" properties changed, "=" task finished,\n' +
     '"*" other signal; task progress as bars on a terminal, plain lines otherwise.\n' +
