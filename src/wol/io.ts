@@ -39,22 +39,33 @@ export interface Capture {
   close(): void;
 }
 
-/** A live libpcap capture on one interface (immediate mode, non-blocking, on the event loop). */
+/**
+ * Closed Cap objects are kept for the life of the process: `cap` 0.2.1 stops but never closes
+ * its libuv poll handle, so a closed Cap that is garbage-collected leaves libuv pointing at
+ * freed memory (SIGSEGV on a later frame). One small object per filter change is the price.
+ */
+const retiredCaps: Cap[] = [];
+
+function retire(cap: Cap): void {
+  cap.close();
+  cap.removeAllListeners('packet');
+  retiredCaps.push(cap);
+}
+
+/**
+ * A live libpcap capture on one interface (immediate mode, non-blocking, on the event loop).
+ * A new filter means a new handle: `cap` also crashes when one Cap object is opened a second
+ * time and then sends, so handles are swapped, never re-opened.
+ */
 export class PcapCapture implements Capture {
-  private readonly cap = new Cap();
-  // Large enough for any frame, so "truncated" only ever means a frame the kernel cut.
-  private readonly buffer = Buffer.alloc(65536);
+  private cap: Cap | undefined;
   private currentFilter = '';
-  private open = false;
 
   constructor(
     readonly iface: string,
     filter: string,
-    onFrame: FrameHandler,
+    private readonly onFrame: FrameHandler,
   ) {
-    this.cap.on('packet', (nbytes: number, truncated: boolean) => {
-      onFrame(this.buffer, nbytes, truncated);
-    });
     this.setFilter(filter);
   }
 
@@ -63,20 +74,29 @@ export class PcapCapture implements Capture {
   }
 
   setFilter(filter: string): void {
-    if (this.open && filter === this.currentFilter) return;
-    // Re-opening replaces the handle (cap closes the old one first); 4 MiB of ring absorbs bursts.
-    this.cap.open(this.iface, filter, 4 * 1024 * 1024, this.buffer);
+    if (this.cap && filter === this.currentFilter) return;
+    const cap = new Cap();
+    // Large enough for any frame, so "truncated" only ever means a frame the kernel cut.
+    const buffer = Buffer.alloc(65536);
+    cap.on('packet', (nbytes: number, truncated: boolean) => {
+      this.onFrame(buffer, nbytes, truncated);
+    });
+    // 4 MiB of kernel ring absorbs bursts while the event loop is busy.
+    cap.open(this.iface, filter, 4 * 1024 * 1024, buffer);
+    const old = this.cap;
+    this.cap = cap;
     this.currentFilter = filter;
-    this.open = true;
+    if (old) retire(old);
   }
 
   send(frame: Buffer): void {
+    if (!this.cap) throw new Error(`capture on ${this.iface} is closed`);
     this.cap.send(frame, frame.length);
   }
 
   close(): void {
-    if (this.open) this.cap.close();
-    this.open = false;
+    if (this.cap) retire(this.cap);
+    this.cap = undefined;
   }
 }
 

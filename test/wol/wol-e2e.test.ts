@@ -6,6 +6,7 @@ import type { Message } from '@particle/dbus-next';
 import { startPrivateBus, type PrivateBus } from '../helpers/bus';
 import { TestClient, plain, variant, type SignalLog } from '../helpers/client';
 import { Lan } from '../helpers/netns';
+import { CtlProcess, isolatedEnv, runCtl } from '../cli/run';
 import { magicPayload, readPcap } from './pcap';
 import { INJECT, startVigil, until, type VigilProcess } from './vigil-process';
 import { arpFrame } from '../../src/wol/frames';
@@ -356,6 +357,75 @@ describe('Wake-on-LAN watcher with real packets', () => {
     expect(await client.get(nasPath as string, HOST, 'WakeCount')).toBe(1);
     expect(await client.get(nasPath as string, HOST, 'OnlyFrom')).toEqual(['10.9.0.0/24']);
     expect(await client.get(SLEEPY_PATH, HOST, 'WakeCount')).toBe(2);
+  });
+
+  test('vigilctl hosts, hosts add, hosts remove, wake and watch', async () => {
+    const env = isolatedEnv();
+    const ctl = (...args: string[]) => runCtl(['--bus', bus.address, ...args], env);
+    const watch = new CtlProcess(['--bus', bus.address, 'watch'], env);
+    try {
+      await watch.until((p) => p.stdout.includes('/Hosts/sleepy'), 'watch listing the hosts');
+
+      const added = await ctl(
+        'hosts',
+        'add',
+        'printer',
+        '02:00:00:00:03:01',
+        '10.9.0.30',
+        '--only-from',
+        '10.9.0.2,10.9.0.4',
+        '--timeout',
+        '30',
+        '--cooldown',
+        '2',
+      );
+      expect(added).toMatchObject({ code: 0, stdout: '/org/vigil/Vigil1/Hosts/printer\n' });
+      await watch.until(
+        (p) => p.stdout.includes('+ /org/vigil/Vigil1/Hosts/printer'),
+        'host added',
+      );
+
+      const list = await ctl('hosts');
+      expect(list.code).toBe(0);
+      const printerLine = list.stdout.split('\n').find((l) => l.startsWith('printer'));
+      expect(printerLine).toMatch(/printer\s+02:00:00:00:03:01\s+10\.9\.0\.30\s+eth0\s+unknown/);
+      expect(printerLine).toMatch(/10\.9\.0\.2,10\.9\.0\.4$/);
+      const json = await ctl('--json', 'hosts');
+      const parsed = JSON.parse(json.stdout) as { Available: boolean; hosts: { Name: string }[] };
+      expect(parsed.Available).toBe(true);
+      expect(parsed.hosts.map((h) => h.Name)).toEqual(expect.arrayContaining(['printer', 'sleepy']));
+
+      const woke = await ctl('wake', 'printer');
+      if (woke.code !== 0) console.log(woke.stderr, daemon.output().slice(-3000));
+      expect(woke).toMatchObject({ code: 0, stdout: 'magic packet sent to printer\n' });
+      await watch.until((p) => /WakeSent.*printer/.test(p.stdout), 'WakeSent in watch');
+      await watch.until(
+        (p) => /Hosts\/printer.*State=waking/.test(p.stdout),
+        'state change in watch',
+      );
+
+      // Bad input: usage errors (exit 2) and vigil's errors (exit 1), one line each.
+      expect((await ctl('hosts', 'add', 'x', '02:00:00:00:03:02')).code).toBe(2);
+      expect(
+        (await ctl('hosts', 'add', 'x', '02:00:00:00:03:02', '10.9.0.31', '--timeout', 'soon'))
+          .code,
+      ).toBe(2);
+      const badMac = await ctl('hosts', 'add', 'x', 'zz', '10.9.0.31');
+      expect(badMac.code).toBe(1);
+      expect(badMac.stderr).toMatch(/InvalidArgument: invalid MAC address "zz"/);
+      const unknown = await ctl('wake', 'nobody');
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).toMatch(/NotFound/);
+
+      expect((await ctl('hosts', 'remove', 'printer')).code).toBe(0);
+      await watch.until(
+        (p) => p.stdout.includes('- /org/vigil/Vigil1/Hosts/printer'),
+        'host removed',
+      );
+      expect((await ctl('hosts', 'remove', 'printer')).code).toBe(1);
+    } finally {
+      await watch.kill();
+    }
   });
 
   const counters = async () => ({
