@@ -393,7 +393,9 @@ describe('Wake-on-LAN watcher with real packets', () => {
       const json = await ctl('--json', 'hosts');
       const parsed = JSON.parse(json.stdout) as { Available: boolean; hosts: { Name: string }[] };
       expect(parsed.Available).toBe(true);
-      expect(parsed.hosts.map((h) => h.Name)).toEqual(expect.arrayContaining(['printer', 'sleepy']));
+      expect(parsed.hosts.map((h) => h.Name)).toEqual(
+        expect.arrayContaining(['printer', 'sleepy']),
+      );
 
       const woke = await ctl('wake', 'printer');
       if (woke.code !== 0) console.log(woke.stderr, daemon.output().slice(-3000));
