@@ -1,9 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { VIGILD } from '../helpers/daemon';
 import type { Lan } from '../helpers/netns';
 
-/** The daemon with Wake-on-LAN (tests/fixtures/vigild-wol) inside a LAN node's namespace. */
-export const VIGILD_WOL = path.resolve(__dirname, 'fixtures/vigild-wol.js');
 export const INJECT = path.resolve(__dirname, 'fixtures/inject.js');
 
 export interface VigilProcess {
@@ -24,7 +23,7 @@ export async function until(
   }
 }
 
-/** Start vigild (with Wake-on-LAN) in `node`'s namespace and wait until it owns its name. */
+/** Start the real vigild in `node`'s namespace and wait until it owns its name. */
 export async function startVigil(
   lan: Lan,
   node: string,
@@ -33,7 +32,7 @@ export async function startVigil(
   config: string,
   wrap: string[] = [],
 ): Promise<VigilProcess> {
-  const args = ['netns', 'exec', lan.node(node).netns, ...wrap, process.execPath, VIGILD_WOL];
+  const args = ['netns', 'exec', lan.node(node).netns, ...wrap, process.execPath, VIGILD];
   args.push('--bus', address, '--state-dir', stateDir, '--config', config);
   const child = spawn('ip', args, {
     stdio: ['ignore', 'pipe', 'pipe'],
