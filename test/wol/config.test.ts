@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { Variant } from '@particle/dbus-next';
 import os from 'node:os';
 import path from 'node:path';
 import { openStateDatabase } from '../../src/core/database';
@@ -14,6 +15,7 @@ import { hostsFromConfig, lookupEthers, makeHostSpec } from '../../src/wol/confi
 import { magicEthernetFrame, magicPacket } from '../../src/wol/frames';
 import { captureFilter, hasNetRawCapability, isEchoReplyFor } from '../../src/wol/io';
 import { WolStore } from '../../src/wol/store';
+import { hostOptions, wolSettings } from '../../src/wol/dbus';
 
 let dir: string;
 beforeAll(() => {
@@ -280,5 +282,46 @@ describe('packets', () => {
     fs.writeFileSync(status, 'Name:\tnode\nCapEff:\t0000000000000000\n');
     expect(hasNetRawCapability(status)).toBe(false);
     expect(hasNetRawCapability(path.join(dir, 'nonexistent'))).toBe(false);
+  });
+});
+
+describe('D-Bus options and [wol] settings', () => {
+  test('AddHost options: known keys with the right types only', () => {
+    expect(
+      hostOptions({
+        interface: new Variant('s', 'eth0'),
+        only_from: new Variant('as', ['10.0.0.1']),
+        timeout: new Variant('u', 30),
+        cooldown: new Variant('u', 0),
+      }),
+    ).toEqual({ interface: 'eth0', onlyFrom: ['10.0.0.1'], timeout: 30, cooldown: 0 });
+    expect(hostOptions({})).toEqual({
+      interface: undefined,
+      onlyFrom: undefined,
+      timeout: undefined,
+      cooldown: undefined,
+    });
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [{ colour: new Variant('s', 'blue') }, /unknown option "colour"/],
+      [{ interface: new Variant('u', 3) }, /"interface" must be a string/],
+      [{ only_from: new Variant('u', 3) }, /"only_from" must be an array of strings/],
+      [{ timeout: new Variant('s', '30') }, /"timeout" must be an unsigned integer/],
+      [{ cooldown: new Variant('d', 1.5) }, /"cooldown" must be an unsigned integer/],
+    ];
+    for (const [options, message] of bad) expect(() => hostOptions(options)).toThrow(message);
+  });
+
+  test('[wol] interfaces and ethernet_frame', () => {
+    expect(
+      wolSettings(parseIni('[wol]\ninterfaces = eth0, eth1 br0\nethernet_frame = yes')),
+    ).toEqual({
+      interfaces: ['eth0', 'eth1', 'br0'],
+      ethernetFrame: true,
+    });
+    expect(wolSettings(parseIni('[daemon]\nlog_level = info'))).toEqual({
+      interfaces: [],
+      ethernetFrame: false,
+    });
+    expect(wolSettings(parseIni('[wol]\nethernet_frame = no')).ethernetFrame).toBe(false);
   });
 });
