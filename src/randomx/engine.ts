@@ -53,6 +53,8 @@ export interface EngineOptions {
   defaultMode?: Mode;
   /** Use large pages when enough are free (default true); silently skipped otherwise. */
   largePages?: boolean;
+  /** How often a running search checkpoints (default 2 s; the promise is at least every 5 s). */
+  checkpointIntervalMs?: number;
 }
 
 export interface JobOptions {
@@ -131,8 +133,7 @@ export interface BenchmarkResult {
   nonces: number;
 }
 
-/** A search writes its checkpoint at least this often (the promise is every 5 s). */
-export const CHECKPOINT_INTERVAL_MS = 2000;
+export const DEFAULT_CHECKPOINT_INTERVAL_MS = 2000;
 const PROGRESS_POLL_MS = 100;
 /** Headroom kept free beside the dataset, so the daemon is not pushed into the OOM killer. */
 const MEMORY_HEADROOM_BYTES = 128 * 1024 * 1024;
@@ -504,6 +505,7 @@ export class RandomXEngine extends EventEmitter {
   readonly defaultMode: Mode;
   readonly flags: number;
   private readonly useLargePages: boolean;
+  private readonly checkpointIntervalMs: number;
   private readonly pool: Piscina;
   private readonly slots: Slots;
   private readonly resources = new Map<string, KeyResource>();
@@ -521,6 +523,7 @@ export class RandomXEngine extends EventEmitter {
     this.threads = Math.max(1, options.threads ?? os.availableParallelism());
     this.defaultMode = options.defaultMode ?? 'light';
     this.useLargePages = options.largePages ?? true;
+    this.checkpointIntervalMs = options.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS;
     this.flags = native().getFlags();
     this.slots = new Slots(this.threads);
     this.pool = new Piscina({
@@ -722,7 +725,7 @@ export class RandomXEngine extends EventEmitter {
           session.attach(scan);
           const timer = setInterval(
             () => hooks.checkpoint(snapshot(scan.nextNonce())),
-            CHECKPOINT_INTERVAL_MS,
+            this.checkpointIntervalMs,
           );
           try {
             await this.follow(scan, hooks);

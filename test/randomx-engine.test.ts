@@ -1,0 +1,270 @@
+/**
+ * The RandomX engine without a bus, in light mode: real worker threads on real librandomx.
+ * Every search answer is checked against hashes computed independently through HashBatch.
+ */
+import { randomBytes } from 'node:crypto';
+import { VigilError } from '../src/core/errors';
+import {
+  RandomXEngine,
+  type SearchParams,
+  type SearchResult,
+  type SearchState,
+} from '../src/randomx/engine';
+import { LIMITS, meetsDifficulty } from '../src/randomx/validate';
+import { TestJob, VECTORS, cpuSecondsDuring, sleep, withNonce } from './randomx/harness';
+
+const KEY = Buffer.from('vigil engine test key');
+const BLOB = Buffer.from(
+  '0707f7a4f0d605b303260816ba3f10902e1a145ac5fad3aa3af6ea44c11869dc4f853f002b2eea0000000077b206a02ca5b1d4ce6bbfdf0acac38bded34d2dcdeef95cd20cefc12f61d56109',
+  'hex',
+);
+const OFFSET = 39;
+const DIFFICULTY = 4n;
+/** Nonces 0..ORACLE-1 of BLOB, hashed once through HashBatch: the independent answer key. */
+const ORACLE = 120;
+
+let engine: RandomXEngine;
+let oracle: Buffer[];
+
+function accepted(from: number, to: number, difficulty = DIFFICULTY): number[] {
+  const out: number[] = [];
+  for (let n = from; n < to; n++) if (meetsDifficulty(oracle[n], difficulty)) out.push(n);
+  return out;
+}
+
+function params(over: Partial<SearchParams> = {}): SearchParams {
+  return {
+    key: KEY,
+    blob: BLOB,
+    nonceOffset: OFFSET,
+    difficulty: DIFFICULTY,
+    startNonce: 0,
+    count: ORACLE,
+    mode: 'light',
+    threads: 2,
+    ...over,
+  };
+}
+
+async function rejection(p: Promise<unknown>): Promise<VigilError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(VigilError);
+    return e as VigilError;
+  }
+  throw new Error('expected a rejection');
+}
+
+function expectFoundMatchesOracle(result: SearchResult | SearchState, from: number, to: number) {
+  expect(result.found.map((f) => f.nonce)).toEqual(accepted(from, to));
+  for (const f of result.found) expect(f.hash.equals(oracle[f.nonce])).toBe(true);
+}
+
+beforeAll(async () => {
+  engine = new RandomXEngine({ threads: 2, checkpointIntervalMs: 300 });
+  const inputs = Array.from({ length: ORACLE }, (_, n) => withNonce(BLOB, OFFSET, n));
+  oracle = (await engine.hashBatch(KEY, inputs, { mode: 'light', threads: 2 }, new TestJob()))
+    .hashes;
+}, 120000);
+
+afterAll(async () => {
+  await engine?.close();
+});
+
+describe('hashing', () => {
+  it('gives the official vectors through Hash', async () => {
+    for (const [key, input, hash] of VECTORS) {
+      const out = await engine.hash(Buffer.from(key), Buffer.from(input));
+      expect(out.toString('hex')).toBe(hash);
+    }
+  });
+
+  it('gives the official vectors through HashBatch, in input order', async () => {
+    const job = new TestJob();
+    const result = await engine.hashBatch(
+      Buffer.from(VECTORS[0][0]),
+      VECTORS.map(([, input]) => Buffer.from(input)),
+      { mode: 'light', threads: 2 },
+      job,
+    );
+    expect(result.hashes.map((h) => h.toString('hex'))).toEqual(VECTORS.map(([, , h]) => h));
+    expect(job.phases).toEqual([['hashing', 3]]);
+    expect(job.done).toBe(3);
+  });
+
+  it('agrees between HashBatch and Hash on random inputs, the empty one included', async () => {
+    const key = randomBytes(32);
+    const inputs = [Buffer.alloc(0), ...Array.from({ length: 5 }, (_, i) => randomBytes(i * 37))];
+    const batch = await engine.hashBatch(key, inputs, { mode: 'light', threads: 2 }, new TestJob());
+    for (let i = 0; i < inputs.length; i++) {
+      expect(batch.hashes[i].equals(await engine.hash(key, inputs[i]))).toBe(true);
+    }
+  });
+
+  it('refuses bad input with named errors before any native call', async () => {
+    const big = Buffer.alloc(LIMITS.maxInputBytes + 1);
+    expect((await rejection(engine.hash(Buffer.alloc(0), Buffer.from('x')))).code).toBe(
+      'InvalidArgument',
+    );
+    expect((await rejection(engine.hash(Buffer.alloc(LIMITS.maxKeyBytes + 1), big))).code).toBe(
+      'LimitExceeded',
+    );
+    expect((await rejection(engine.hash(KEY, big))).code).toBe('LimitExceeded');
+    const options = { mode: 'light' as const, threads: 2 };
+    expect((await rejection(engine.hashBatch(KEY, [], options, new TestJob()))).code).toBe(
+      'InvalidArgument',
+    );
+    const many = Array.from({ length: LIMITS.maxBatchInputs + 1 }, () => Buffer.alloc(0));
+    expect((await rejection(engine.hashBatch(KEY, many, options, new TestJob()))).code).toBe(
+      'LimitExceeded',
+    );
+    const heavy = Array.from({ length: 65 }, () => Buffer.alloc(LIMITS.maxInputBytes));
+    expect((await rejection(engine.hashBatch(KEY, heavy, options, new TestJob()))).code).toBe(
+      'LimitExceeded',
+    );
+    // The engine still works after all that.
+    expect((await engine.hash(KEY, BLOB)).length).toBe(32);
+  });
+});
+
+describe('search', () => {
+  it('finds exactly the nonces of a range that meet the difficulty', async () => {
+    const job = new TestJob();
+    const result = await engine.search(params({ startNonce: 10, count: 50 }), job).run();
+    expectFoundMatchesOracle(result, 10, 60);
+    expect(result.found.length).toBeGreaterThan(0);
+    expect(result.nextNonce).toBe(60);
+    expect(result.hashes).toBe(50);
+    expect(job.phases).toEqual([['hashing', 50]]);
+    expect(job.done).toBe(50);
+    // Re-hash each answer on its own and check it against the difficulty rule.
+    for (const f of result.found) {
+      const again = await engine.hash(KEY, withNonce(BLOB, OFFSET, f.nonce));
+      expect(again.equals(f.hash)).toBe(true);
+      expect(meetsDifficulty(again, DIFFICULTY)).toBe(true);
+    }
+  });
+
+  it('accepts every nonce at difficulty 1 and none the oracle rejects at a high one', async () => {
+    const easy = await engine.search(params({ difficulty: 1n, count: 6 }), new TestJob()).run();
+    expect(easy.found.map((f) => f.nonce)).toEqual([0, 1, 2, 3, 4, 5]);
+    const hard = 1n << 40n;
+    const strict = await engine.search(params({ difficulty: hard, count: 8 }), new TestJob()).run();
+    expect(strict.found.map((f) => f.nonce)).toEqual(accepted(0, 8, hard));
+  });
+
+  it('stops every worker on cancel', async () => {
+    const job = new TestJob();
+    const running = engine.search(params({ count: 1_000_000 }), job).run();
+    await job.reached(4);
+    job.cancel();
+    expect((await rejection(running)).code).toBe('Cancelled');
+    // Nothing hashes any more: two busy workers would burn about a CPU second here.
+    expect(await cpuSecondsDuring(() => sleep(500))).toBeLessThan(0.25);
+  });
+
+  it('frees the CPU while paused and resumes where it stopped', async () => {
+    const job = new TestJob();
+    const running = engine.search(params({ count: 60 }), job).run();
+    await job.reached(6);
+    job.pause();
+    await sleep(200);
+    const doneAtPause = job.done;
+    expect(await cpuSecondsDuring(() => sleep(600))).toBeLessThan(0.25);
+    expect(job.done).toBe(doneAtPause);
+    job.resume();
+    const result = await running;
+    // Every nonce hashed exactly once across the pause.
+    expect(result.hashes).toBe(60);
+    expect(result.nextNonce).toBe(60);
+    expectFoundMatchesOracle(result, 0, 60);
+  });
+
+  it('switches to a new job through input without losing the old job’s answers', async () => {
+    const otherBlob = randomBytes(76);
+    const job = new TestJob();
+    const session = engine.search(params({ count: 40, difficulty: 2n }), job);
+    const running = session.run();
+    await job.reached(3);
+    session.input({ key: KEY, blob: otherBlob, nonceOffset: 5, difficulty: DIFFICULTY });
+    const result = await running;
+    expect(result.jobIndex).toBe(1);
+    expect(result.job.blob.equals(otherBlob)).toBe(true);
+    expect(result.nextNonce).toBe(40);
+    expect(job.phases.filter(([p]) => p === 'hashing').length).toBe(2);
+    for (const f of result.found) {
+      const again = await engine.hash(KEY, withNonce(otherBlob, 5, f.nonce));
+      expect(again.equals(f.hash)).toBe(true);
+      expect(meetsDifficulty(again, DIFFICULTY)).toBe(true);
+    }
+    const expected = [];
+    const inputs = Array.from({ length: 40 }, (_, n) => withNonce(otherBlob, 5, n));
+    const hashes = (
+      await engine.hashBatch(KEY, inputs, { mode: 'light', threads: 2 }, new TestJob())
+    ).hashes;
+    for (let n = 0; n < 40; n++) if (meetsDifficulty(hashes[n], DIFFICULTY)) expected.push(n);
+    expect(result.found.map((f) => f.nonce)).toEqual(expected);
+    // Answers of the first job stay in the result, marked with their job.
+    for (const f of result.superseded) {
+      expect(f.job).toBe(0);
+      expect(f.hash.equals(oracle[f.nonce])).toBe(true);
+      expect(meetsDifficulty(f.hash, 2n)).toBe(true);
+    }
+  });
+
+  it('resumes from a checkpoint and ends with the answers of the whole range', async () => {
+    const job = new TestJob();
+    const running = engine.search(params({ count: ORACLE }), job).run();
+    const ended = running.then(
+      () => true,
+      () => true,
+    );
+    while (
+      !job.checkpoints.some((c) => c.nextNonce > 0) &&
+      !(await Promise.race([ended, sleep(50)]))
+    ) {
+      // wait for a checkpoint past the start
+    }
+    job.cancel();
+    await rejection(running);
+    const checkpoint = job.checkpoints[job.checkpoints.length - 1];
+    expect(checkpoint.nextNonce).toBeGreaterThan(0);
+    expect(checkpoint.nextNonce).toBeLessThan(ORACLE);
+    expectFoundMatchesOracle(checkpoint, 0, checkpoint.nextNonce);
+
+    const resumedJob = new TestJob();
+    const result = await engine.search(params({ count: ORACLE }), resumedJob, checkpoint).run();
+    expectFoundMatchesOracle(result, 0, ORACLE);
+    expect(result.nextNonce).toBe(ORACLE);
+    // The resumed run hashed exactly the nonces from the checkpoint on.
+    expect(result.hashes - checkpoint.hashes).toBe(ORACLE - checkpoint.nextNonce);
+    expect(resumedJob.done).toBe(ORACLE);
+  });
+});
+
+describe('worker failures', () => {
+  it('fail only their own task, and the next task succeeds', async () => {
+    const thrown = await rejection(
+      engine.search(params({ count: 20, fault: 'throw' }), new TestJob()).run(),
+    );
+    expect(thrown.code).toBe('Failed');
+    expect(thrown.message).toMatch(/injected worker fault/);
+
+    // A concurrent job on the quick lane is not disturbed by a worker dying under another.
+    const options = { mode: 'light' as const, threads: 2 };
+    const [died, quick] = await Promise.allSettled([
+      engine.hashBatch(KEY, [BLOB, BLOB, BLOB], { ...options, fault: 'exit' }, new TestJob()),
+      engine.hash(Buffer.from(VECTORS[0][0]), Buffer.from(VECTORS[0][1])),
+    ]);
+    expect(died.status).toBe('rejected');
+    expect(((died as PromiseRejectedResult).reason as VigilError).code).toBe('Failed');
+    expect(quick.status === 'fulfilled' && quick.value.toString('hex')).toBe(VECTORS[0][2]);
+
+    // The pool replaced the dead workers: a job on every hashing worker completes.
+    const result = await engine.search(params({ startNonce: 0, count: 12 }), new TestJob()).run();
+    expectFoundMatchesOracle(result, 0, 12);
+    const batch = await engine.hashBatch(KEY, [BLOB, BLOB], options, new TestJob());
+    expect(batch.hashes[0].equals(batch.hashes[1])).toBe(true);
+  });
+});
