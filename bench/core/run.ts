@@ -13,7 +13,7 @@ import { startPrivateBus, type PrivateBus } from '../../test/helpers/bus';
  * Services: vigild as shipped (core + RandomX + Wake-on-LAN), the core alone (vigild-core.ts)
  * and the baseline (python_service.py).
  *   1. quick(16) calls/s and p50/p99 latency from one client process, sequential and in flight;
- *   2. idle RSS, CPU and context switches over a quiet period (it must not poll);
+ *   2. idle RSS, CPU and context switches over two quiet windows after start (no polling);
  *   3. time from exec to the name being owned on the bus.
  * Each service runs on its own private dbus-daemon. Run through bench/core/run.
  */
@@ -37,18 +37,26 @@ const SERVICES: Service[] = [
   {
     label: 'vigild (as shipped)',
     start: (address) =>
-      spawn(process.execPath, [VIGILD, '--bus', address, '--state-dir', stateRoot], {
-        stdio: ['ignore', 'ignore', 'inherit'],
-        env: { ...process.env, JOURNAL_STREAM: '' },
-      }),
+      spawn(
+        process.execPath,
+        [VIGILD, '--bus', address, '--state-dir', path.join(stateRoot, 'vigild')],
+        {
+          stdio: ['ignore', 'ignore', 'inherit'],
+          env: { ...process.env, JOURNAL_STREAM: '' },
+        },
+      ),
   },
   {
     label: 'vigil core only',
     start: (address) =>
-      spawn(process.execPath, [VIGILD_CORE, '--bus', address, '--state-dir', stateRoot], {
-        stdio: ['ignore', 'ignore', 'inherit'],
-        env: { ...process.env, JOURNAL_STREAM: '' },
-      }),
+      spawn(
+        process.execPath,
+        [VIGILD_CORE, '--bus', address, '--state-dir', path.join(stateRoot, 'core')],
+        {
+          stdio: ['ignore', 'ignore', 'inherit'],
+          env: { ...process.env, JOURNAL_STREAM: '' },
+        },
+      ),
   },
   {
     label: 'dbus-python',
@@ -134,7 +142,9 @@ function quickCall(bus: MessageBus): Promise<unknown> {
 }
 
 interface Throughput {
+  /** Median over the rounds. */
   callsPerSecond: number;
+  /** Over every call of every round. */
   p50us: number;
   p99us: number;
 }
@@ -143,8 +153,34 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
+/** Rounds of one kind of run, folded into one Throughput. */
+class Rounds {
+  private readonly rates: number[] = [];
+  private readonly latencies: number[] = [];
+
+  add(calls: number, seconds: number, latencies: readonly number[]): void {
+    this.rates.push(calls / seconds);
+    for (const l of latencies) this.latencies.push(l);
+  }
+
+  result(): Throughput {
+    const rates = [...this.rates].sort((x, y) => x - y);
+    const lat = [...this.latencies].sort((x, y) => x - y);
+    return {
+      callsPerSecond: percentile(rates, 50),
+      p50us: percentile(lat, 50),
+      p99us: percentile(lat, 99),
+    };
+  }
+}
+
 /** `calls` quick(16) calls from `inFlight` concurrent loops on one connection. */
-async function quickBench(bus: MessageBus, calls: number, inFlight: number): Promise<Throughput> {
+async function quickRun(
+  bus: MessageBus,
+  calls: number,
+  inFlight: number,
+  into?: Rounds,
+): Promise<void> {
   const latencies: number[] = [];
   let next = 0;
   const loop = async (): Promise<void> => {
@@ -157,13 +193,7 @@ async function quickBench(bus: MessageBus, calls: number, inFlight: number): Pro
   };
   const start = process.hrtime.bigint();
   await Promise.all(Array.from({ length: inFlight }, loop));
-  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  latencies.sort((a, b) => a - b);
-  return {
-    callsPerSecond: calls / seconds,
-    p50us: percentile(latencies, 50),
-    p99us: percentile(latencies, 99),
-  };
+  into?.add(calls, Number(process.hrtime.bigint() - start) / 1e9, latencies);
 }
 
 interface ProcSample {
@@ -222,70 +252,117 @@ interface Startup {
   runs: number;
 }
 
-async function startups(service: Service, runs: number): Promise<Startup> {
-  const bus = await startPrivateBus();
-  const watcher = await connect(bus.address);
-  const times: number[] = [];
-  try {
-    for (let i = 0; i < runs; i++) {
-      const { child, ms } = await launch(service, bus.address, watcher);
-      times.push(ms);
-      await stop(child);
-    }
-  } finally {
-    watcher.disconnect();
-    await bus.stop();
-  }
-  times.sort((a, b) => a - b);
-  return {
-    medianMs: percentile(times, 50),
-    minMs: times[0],
-    maxMs: times[times.length - 1],
-    runs,
-  };
-}
-
 interface Result {
   label: string;
-  rssAfterLoadMiB: number;
   sequential: Throughput;
   concurrent: Throughput;
-  idle: Idle;
+  /** Two consecutive windows: right after start, and once V8's start-up housekeeping is over. */
+  idle: [Idle, Idle];
+  rssAfterLoadMiB: number;
   startup: Startup;
 }
 
-/** One service on its own bus: warm up, sequential and in-flight quick, then idle. */
-async function measure(
-  service: Service,
-  opts: {
-    calls: number;
-    concurrentCalls: number;
-    inFlight: number;
-    idleSeconds: number;
-    warmup: number;
-  },
-): Promise<Omit<Result, 'startup'>> {
-  const bus: PrivateBus = await startPrivateBus();
+interface Options {
+  calls: number;
+  concurrentCalls: number;
+  inFlight: number;
+  idleSeconds: number;
+  warmup: number;
+  rounds: number;
+  startups: number;
+}
+
+interface Running {
+  service: Service;
+  bus: PrivateBus;
+  watcher: MessageBus;
+  child: ChildProcess;
+  client: MessageBus;
+}
+
+async function bringUp(service: Service): Promise<Running> {
+  const bus = await startPrivateBus();
   const watcher = await connect(bus.address);
   const { child } = await launch(service, bus.address, watcher);
   const client = await connect(bus.address);
+  return { service, bus, watcher, child, client };
+}
+
+async function tearDown(r: Running): Promise<void> {
+  r.client.disconnect();
+  r.watcher.disconnect();
+  await stop(r.child);
+  await r.bus.stop();
+}
+
+/**
+ * All services side by side, each on its own bus. The machine may be busy with other work, so
+ * the quick runs are interleaved in rounds (A, B, C, A, B, C, ...) and the startups alternate:
+ * a burst of load hits every service alike rather than one of them.
+ */
+async function measureAll(opts: Options): Promise<Result[]> {
+  const running: Running[] = [];
   try {
-    // Idle first, on a daemon that has done nothing yet but start.
+    for (const service of SERVICES) running.push(await bringUp(service));
+    // Idle first, on services that have done nothing yet but start, all quiet together.
     await sleep(2000);
-    const idle = await idleWatch(child.pid as number, opts.idleSeconds);
-    // Warm-up: both the service and this client's JIT (the first service measured would
-    // otherwise pay for a cold client).
-    for (let i = 0; i < opts.warmup; i++) await quickCall(client);
-    await quickBench(client, opts.warmup, opts.inFlight);
-    const sequential = await quickBench(client, opts.calls, 1);
-    const concurrent = await quickBench(client, opts.concurrentCalls, opts.inFlight);
-    const rssAfterLoadMiB = sample(child.pid as number).rssKiB / 1024;
-    client.disconnect();
-    watcher.disconnect();
-    return { label: service.label, sequential, concurrent, idle, rssAfterLoadMiB };
+    const idle: [Idle, Idle][] = running.map(() => [] as unknown as [Idle, Idle]);
+    for (const w of [0, 1]) {
+      const windows = await Promise.all(
+        running.map((r) => idleWatch(r.child.pid as number, opts.idleSeconds)),
+      );
+      windows.forEach((win, i) => (idle[i][w] = win));
+    }
+    // Warm-up: the services and this client's JIT alike.
+    for (const r of running) {
+      for (let i = 0; i < opts.warmup; i++) await quickCall(r.client);
+      await quickRun(r.client, opts.warmup, opts.inFlight);
+    }
+    const sequential = running.map(() => new Rounds());
+    const concurrent = running.map(() => new Rounds());
+    for (let round = 0; round < opts.rounds; round++) {
+      for (const [i, r] of running.entries()) {
+        await quickRun(r.client, Math.ceil(opts.calls / opts.rounds), 1, sequential[i]);
+        const n = Math.ceil(opts.concurrentCalls / opts.rounds);
+        await quickRun(r.client, n, opts.inFlight, concurrent[i]);
+      }
+    }
+    const rss = running.map((r) => sample(r.child.pid as number).rssKiB / 1024);
+    for (const r of running.splice(0)) await tearDown(r);
+
+    const times = SERVICES.map((): number[] => []);
+    const buses = await Promise.all(SERVICES.map(() => startPrivateBus()));
+    const watchers = await Promise.all(buses.map((b) => connect(b.address)));
+    try {
+      for (let run = 0; run < opts.startups; run++) {
+        for (const [i, service] of SERVICES.entries()) {
+          const { child, ms } = await launch(service, buses[i].address, watchers[i]);
+          times[i].push(ms);
+          await stop(child);
+        }
+      }
+    } finally {
+      for (const w of watchers) w.disconnect();
+      for (const b of buses) await b.stop();
+    }
+    return SERVICES.map((service, i) => {
+      const t = [...times[i]].sort((x, y) => x - y);
+      return {
+        label: service.label,
+        sequential: sequential[i].result(),
+        concurrent: concurrent[i].result(),
+        idle: idle[i],
+        rssAfterLoadMiB: rss[i],
+        startup: {
+          medianMs: percentile(t, 50),
+          minMs: t[0],
+          maxMs: t[t.length - 1],
+          runs: t.length,
+        },
+      };
+    });
   } finally {
-    await stop(child);
-    await bus.stop();
+    for (const r of running) await tearDown(r);
   }
 }
 
@@ -301,33 +378,36 @@ function environment(): string {
   return `${cpu} x${os.availableParallelism()}, Linux ${os.release()}, node ${process.version}, ${python}, ${dbusVersion}`;
 }
 
-function table(results: Result[], opts: { inFlight: number; idleSeconds: number }): string {
+function table(results: Result[], opts: Options): string {
   const f0 = (n: number): string => n.toFixed(0);
   const f1 = (n: number): string => n.toFixed(1);
   const f2 = (n: number): string => n.toFixed(2);
   const rows: [string, (r: Result) => string][] = [
-    ['quick(16) sequential: calls/s', (r) => f0(r.sequential.callsPerSecond)],
+    [
+      `quick(16) sequential: calls/s (median of ${opts.rounds})`,
+      (r) => f0(r.sequential.callsPerSecond),
+    ],
     [
       'quick(16) sequential: p50 / p99 µs',
       (r) => `${f0(r.sequential.p50us)} / ${f0(r.sequential.p99us)}`,
     ],
-    [`quick(16) ${opts.inFlight} in flight: calls/s`, (r) => f0(r.concurrent.callsPerSecond)],
+    [
+      `quick(16) ${opts.inFlight} in flight: calls/s (median of ${opts.rounds})`,
+      (r) => f0(r.concurrent.callsPerSecond),
+    ],
     [
       `quick(16) ${opts.inFlight} in flight: p50 / p99 µs`,
       (r) => `${f0(r.concurrent.p50us)} / ${f0(r.concurrent.p99us)}`,
     ],
     [
-      `idle ${opts.idleSeconds} s: RSS MiB start → end`,
-      (r) => `${f1(r.idle.rssStartMiB)} → ${f1(r.idle.rssEndMiB)}`,
+      `idle: RSS MiB at 2 s → ${2 + 2 * opts.idleSeconds} s`,
+      (r) => `${f1(r.idle[0].rssStartMiB)} → ${f1(r.idle[1].rssEndMiB)}`,
     ],
-    [
-      `idle ${opts.idleSeconds} s: CPU ms (CPU %)`,
-      (r) => `${f0(r.idle.cpuMs)} (${f2(r.idle.cpuPercent)} %)`,
-    ],
-    [
-      `idle ${opts.idleSeconds} s: context switches (threads)`,
-      (r) => `${r.idle.contextSwitches} (${r.idle.threads})`,
-    ],
+    ...([0, 1] as const).map((w): [string, (r: Result) => string] => [
+      `idle ${2 + w * opts.idleSeconds}–${2 + (w + 1) * opts.idleSeconds} s: CPU ms (%), ctx sw`,
+      (r) => `${f0(r.idle[w].cpuMs)} (${f2(r.idle[w].cpuPercent)} %), ${r.idle[w].contextSwitches}`,
+    ]),
+    ['threads', (r) => String(r.idle[1].threads)],
     ['RSS MiB after the quick runs', (r) => f1(r.rssAfterLoadMiB)],
     [
       'exec → name owned: median ms (min–max)',
@@ -353,6 +433,7 @@ async function main(): Promise<void> {
     options: {
       calls: { type: 'string', default: '10000' },
       'concurrent-calls': { type: 'string', default: '40000' },
+      rounds: { type: 'string', default: '5' },
       warmup: { type: 'string', default: '5000' },
       'in-flight': { type: 'string', default: '16' },
       'idle-seconds': { type: 'string', default: '30' },
@@ -360,26 +441,33 @@ async function main(): Promise<void> {
       json: { type: 'boolean', default: false },
     },
   });
-  const opts = {
+  const opts: Options = {
     calls: Number(values.calls),
     concurrentCalls: Number(values['concurrent-calls']),
+    rounds: Number(values.rounds),
     inFlight: Number(values['in-flight']),
     idleSeconds: Number(values['idle-seconds']),
     warmup: Number(values.warmup),
+    startups: Number(values.startups),
   };
-  const startupRuns = Number(values.startups);
-  console.error(`bench/core: ${environment()}`);
-  const results: Result[] = [];
-  for (const service of SERVICES) {
-    console.error(`measuring ${service.label} ...`);
-    const measured = await measure(service, opts);
-    const startup = await startups(service, startupRuns);
-    results.push({ ...measured, startup });
-  }
+  const env = environment();
+  console.error(
+    `bench/core: ${env}; load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
+  const results = await measureAll(opts);
+  const load = os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
   if (values.json) {
-    console.log(JSON.stringify({ environment: environment(), options: opts, results }, null, 2));
+    console.log(
+      JSON.stringify({ environment: env, loadAverage: load, options: opts, results }, null, 2),
+    );
   } else {
-    console.log(`${new Date().toISOString()}  ${environment()}\n`);
+    console.log(`${new Date().toISOString()}  ${env}; load average at the end ${load}\n`);
     console.log(table(results, opts));
   }
   fs.rmSync(stateRoot, { recursive: true, force: true });
