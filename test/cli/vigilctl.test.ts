@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { startPrivateBus, type PrivateBus } from '../helpers/bus';
-import { IFACE, ROOT, TestClient } from '../helpers/client';
+import { IFACE, ROOT, TestClient, variant } from '../helpers/client';
 import { startDaemon, VIGILCTL, type DaemonProcess } from '../helpers/daemon';
 import { CtlProcess, isolatedEnv, runCtl, type CtlResult } from './run';
 
@@ -213,6 +213,28 @@ describe('vigilctl tasks, task, wait, history', () => {
       state: 'completed',
       result: { bits: 6 },
     });
+  });
+
+  test('byte arrays print as hex: wait on a RandomX HashBatch task gives the official vectors', async () => {
+    const key = Buffer.from('test key 000');
+    const inputs = ['This is a test', 'Lorem ipsum dolor sit amet'].map((s) => Buffer.from(s));
+    const [path] = (await client.call(
+      `${ROOT}/RandomX`,
+      `${IFACE}RandomX`,
+      'HashBatch',
+      'ayaaya{sv}',
+      [key, inputs, { mode: variant('s', 'light'), threads: variant('u', 1) }],
+    )) as [string];
+    const vectors = [
+      '639183aae1bf4c9a35884cb46b09cad9175f04efd7684e7262a0ac1c2f0b4e3f',
+      '300a0adb47603dedb42228ccb2b211104f4da45af709cd7547cd049e9489c969',
+    ];
+    const json = await ctl('--json', 'wait', path);
+    expect(json.code).toBe(0);
+    const doc = JSON.parse(json.stdout) as { result: { hashes: string[] } };
+    expect(doc.result.hashes).toEqual(vectors);
+    const human = await ctl('wait', path);
+    expect(human.stdout).toContain(`hashes: [${vectors.join(', ')}]`);
   });
 
   test.each([['task'], ['wait'], ['cancel'], ['pause'], ['resume']])(
