@@ -1,0 +1,201 @@
+/**
+ * RandomX throughput, side by side in one run on one machine: the reference (librandomx
+ * straight from C, ../shared/reference/rxref.c) and vigil's Benchmark over D-Bus, both with
+ * the same thread count, in light and fast mode; plus vigil's rate while `vigilctl watch` is
+ * subscribed to every progress signal.
+ *
+ *   npx tsc -p tsconfig.json && node dist/bench/randomx/compare.js [--reps N]
+ *     [--threads T] [--light-nonces N] [--fast-nonces N] [--no-fast]
+ *
+ * Prints a Markdown table for BENCHMARKS.md and writes bench/out/randomx.json.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { startPrivateBus } from '../../test/helpers/bus';
+import { TestClient, plain, variant } from '../../test/helpers/client';
+import {
+  RX_IFACE,
+  RX_PATH,
+  TASK_IFACE,
+  randomxConfig,
+  startRxDaemon,
+  tempDir,
+} from '../../test/randomx/daemon';
+
+const ROOT = path.resolve(__dirname, '../../..');
+const REFERENCE_SOURCE = path.resolve(ROOT, '../shared/reference/rxref.c');
+const OUT = path.join(ROOT, 'bench/out');
+const VIGILCTL = path.join(ROOT, 'dist/src/cli/vigilctl.js');
+
+interface Run {
+  who: 'reference' | 'vigil' | 'vigil+watch';
+  mode: 'light' | 'fast';
+  threads: number;
+  nonces: number;
+  hps: number;
+  initSeconds: number;
+}
+
+function buildReference(): string {
+  fs.mkdirSync(OUT, { recursive: true });
+  const binary = path.join(OUT, 'rxref');
+  execFileSync('cc', ['-O2', '-o', binary, REFERENCE_SOURCE, '-lrandomx', '-lpthread']);
+  return binary;
+}
+
+function runReference(
+  binary: string,
+  mode: 'light' | 'fast',
+  threads: number,
+  nonces: number,
+): Run {
+  const args = ['--threads', String(threads), '--nonces', String(nonces)];
+  if (mode === 'fast') args.unshift('--full');
+  const out = execFileSync(binary, args, { encoding: 'utf8' });
+  if (!/vector-1a \S+ ok/.test(out)) throw new Error(`reference failed its vector:\n${out}`);
+  const field = (name: string): number => Number(new RegExp(`${name}=([0-9.]+)`).exec(out)?.[1]);
+  return {
+    who: 'reference',
+    mode,
+    threads,
+    nonces,
+    hps: field('hps'),
+    initSeconds: field('init_s'),
+  };
+}
+
+async function runVigil(
+  client: TestClient,
+  who: Run['who'],
+  mode: 'light' | 'fast',
+  threads: number,
+  nonces: number,
+  key?: Buffer,
+): Promise<Run> {
+  const options: Record<string, ReturnType<typeof variant>> = {
+    mode: variant('s', mode),
+    threads: variant('u', threads),
+  };
+  if (key) options.key = variant('ay', key);
+  const [task] = (await client.call(RX_PATH, RX_IFACE, 'Benchmark', 'ua{sv}', [
+    nonces,
+    options,
+  ])) as string[];
+  const [result] = await client.call(task, TASK_IFACE, 'Wait');
+  const r = plain(result) as Record<string, number>;
+  return { who, mode, threads, nonces, hps: r.hashrate, initSeconds: r.init_seconds };
+}
+
+/** `vigilctl watch` subscribed to everything while `fn` runs. */
+async function withWatcher<T>(address: string, fn: () => Promise<T>): Promise<T> {
+  const watch = spawn(process.execPath, [VIGILCTL, '--bus', address, 'watch'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let lines = 0;
+  watch.stdout.on('data', (d: Buffer) => (lines += d.toString().split('\n').length - 1));
+  watch.stderr.resume();
+  await new Promise((r) => setTimeout(r, 1000));
+  try {
+    return await fn();
+  } finally {
+    watch.kill('SIGINT');
+    await new Promise((r) => watch.once('exit', r));
+    console.error(`  (vigilctl watch printed ${lines} lines)`);
+  }
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      reps: { type: 'string', default: '3' },
+      threads: { type: 'string', default: '2' },
+      'light-nonces': { type: 'string', default: '500' },
+      'fast-nonces': { type: 'string', default: '4000' },
+      'no-fast': { type: 'boolean', default: false },
+    },
+  });
+  const reps = Number(values.reps);
+  const threads = Number(values.threads);
+  const lightNonces = Number(values['light-nonces']);
+  const fastNonces = Number(values['fast-nonces']);
+
+  const reference = buildReference();
+  const bus = await startPrivateBus();
+  const config = randomxConfig(tempDir('vigil-bench-'), [`threads = ${threads}`]);
+  const daemon = await startRxDaemon(bus.address, tempDir('vigil-bench-state-'), config);
+  const client = await TestClient.connect(bus.address);
+  const runs: Run[] = [];
+  const note = (r: Run): void => {
+    runs.push(r);
+    console.error(
+      `${r.who} ${r.mode} threads=${r.threads} nonces=${r.nonces} hps=${r.hps.toFixed(1)} init_s=${r.initSeconds.toFixed(2)}`,
+    );
+  };
+  try {
+    // Interleaved, so drift in the machine's load hits both sides alike.
+    for (let i = 0; i < reps; i++) {
+      note(runReference(reference, 'light', threads, lightNonces));
+      note(await runVigil(client, 'vigil', 'light', threads, lightNonces));
+    }
+    note(
+      await withWatcher(bus.address, () =>
+        runVigil(client, 'vigil+watch', 'light', threads, lightNonces),
+      ),
+    );
+    if (!values['no-fast']) {
+      const key = Buffer.from('vigil fast benchmark key');
+      note(runReference(reference, 'fast', threads, fastNonces));
+      note(await runVigil(client, 'vigil', 'fast', threads, fastNonces, key));
+      // Same key: the dataset is reused, so this run measures hashing under a watcher only.
+      note(
+        await withWatcher(bus.address, () =>
+          runVigil(client, 'vigil+watch', 'fast', threads, fastNonces, key),
+        ),
+      );
+    }
+  } finally {
+    client.close();
+    await daemon.stop();
+    await bus.stop();
+  }
+
+  const pick = (who: Run['who'], mode: Run['mode']): Run[] =>
+    runs.filter((r) => r.who === who && r.mode === mode);
+  const rows: string[] = [];
+  rows.push(
+    '| mode | threads | nonces | reference H/s | vigil H/s | ratio | reference init s | vigil init s | init ratio | vigil H/s with watch | watch ratio |',
+  );
+  rows.push('|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const mode of ['light', 'fast'] as const) {
+    const ref = pick('reference', mode);
+    const vig = pick('vigil', mode);
+    const watched = pick('vigil+watch', mode);
+    if (ref.length === 0 || vig.length === 0) continue;
+    const refHps = median(ref.map((r) => r.hps));
+    const vigHps = median(vig.map((r) => r.hps));
+    const refInit = median(ref.map((r) => r.initSeconds));
+    const vigInit = median(vig.map((r) => r.initSeconds));
+    const watchHps = watched.length ? median(watched.map((r) => r.hps)) : NaN;
+    rows.push(
+      `| ${mode} | ${threads} | ${vig[0].nonces} | ${refHps.toFixed(1)} | ${vigHps.toFixed(1)} | ` +
+        `${((vigHps / refHps) * 100).toFixed(1)}% | ${refInit.toFixed(2)} | ${vigInit.toFixed(2)} | ` +
+        `${mode === 'fast' ? `${((vigInit / refInit) * 100).toFixed(1)}%` : 'n/a'} | ` +
+        `${watchHps.toFixed(1)} | ${((watchHps / vigHps) * 100).toFixed(1)}% |`,
+    );
+  }
+  fs.mkdirSync(OUT, { recursive: true });
+  fs.writeFileSync(path.join(OUT, 'randomx.json'), JSON.stringify(runs, null, 2));
+  console.log(rows.join('\n'));
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});
