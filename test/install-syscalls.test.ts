@@ -1,0 +1,190 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startPrivateBus, type PrivateBus } from './helpers/bus';
+import { startDaemon, type DaemonProcess } from './helpers/daemon';
+import { Lan } from './helpers/netns';
+
+// vigild.service filters system calls. No systemd runs here to apply the filter, so this test
+// checks the same thing from the other side: it traces every system call vigild makes (strace)
+// while it runs under the unit's user and capabilities and does a bit of everything, and checks
+// that each one is in the set the unit's SystemCallFilter= lines allow, as systemd expands them.
+// A call outside that set would get EPERM under systemd (SystemCallErrorNumber=EPERM).
+
+const REPO = path.resolve(__dirname, '..', '..');
+const UNIT = path.join(REPO, 'systemd', 'vigild.service');
+const NAME = 'org.vigil.Vigil1';
+const ROOT = '/org/vigil/Vigil1';
+
+/** The system calls of a filter group as systemd-analyze lists them, nested groups expanded. */
+function expandGroup(group: string, seen = new Map<string, Set<string>>()): Set<string> {
+  const known = seen.get(group);
+  if (known) return known;
+  const calls = new Set<string>();
+  seen.set(group, calls);
+  const listing = execFileSync('systemd-analyze', ['syscall-filter', group], { encoding: 'utf8' });
+  for (const line of listing.split('\n')) {
+    const trimmed = line.trim();
+    if (trimmed === '' || trimmed.startsWith('#') || trimmed === group) continue;
+    for (const word of trimmed.split(/\s+/)) {
+      if (word.startsWith('@')) for (const c of expandGroup(word, seen)) calls.add(c);
+      else calls.add(word);
+    }
+  }
+  return calls;
+}
+
+/** The calls the unit allows: the union of its allow lines minus the union of its `~` lines. */
+function unitSyscallAllowList(unitText: string): Set<string> {
+  const allowed = new Set<string>();
+  const denied = new Set<string>();
+  for (const match of unitText.matchAll(/^SystemCallFilter=(~?)(.*)$/gm)) {
+    const target = match[1] === '~' ? denied : allowed;
+    for (const item of match[2].trim().split(/\s+/)) {
+      for (const call of item.startsWith('@') ? expandGroup(item) : [item]) target.add(call);
+    }
+  }
+  for (const call of denied) allowed.delete(call);
+  return allowed;
+}
+
+function gdbus(address: string, objectPath: string, method: string, ...args: string[]): string {
+  return execFileSync(
+    'gdbus',
+    [
+      'call',
+      '--address',
+      address,
+      '--dest',
+      NAME,
+      '--object-path',
+      objectPath,
+      '--method',
+      method,
+      ...args,
+    ],
+    { encoding: 'utf8' },
+  ).trim();
+}
+
+describe("vigild's system calls under the unit's filter", () => {
+  let lan: Lan;
+  let bus: PrivateBus;
+  let daemon: DaemonProcess;
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-syscalls-'));
+  const trace = path.join(scratch, 'trace');
+
+  beforeAll(async () => {
+    execFileSync('systemd-sysusers', [path.join(REPO, 'systemd', 'vigil.sysusers')]);
+    const [, , uid, gid] = execFileSync('getent', ['passwd', 'vigil'], { encoding: 'utf8' }).split(
+      ':',
+    );
+    fs.chmodSync(scratch, 0o755);
+    const stateDir = path.join(scratch, 'state');
+    fs.mkdirSync(stateDir);
+    fs.chownSync(stateDir, Number(uid), Number(gid));
+    fs.writeFileSync(trace, '');
+    fs.chownSync(trace, Number(uid), Number(gid));
+
+    lan = new Lan(`vsc${process.pid}`);
+    lan.addNode({ name: 'daemon', mac: '02:00:00:00:00:01', cidr: '10.78.0.1/24' });
+    lan.addNode({ name: 'sleeper', mac: '02:00:00:00:00:09' });
+    // The system-bus config: its policy lets the user vigil own the name and root call anything.
+    bus = await startPrivateBus(path.join(REPO, 'services', 'test-system-bus.conf'));
+    daemon = await startDaemon(bus.address, {
+      stateDir,
+      prefix: [
+        'ip',
+        'netns',
+        'exec',
+        lan.node('daemon').netns,
+        // vigild.service's privileges; strace runs inside them, as systemd's filter would.
+        'setpriv',
+        `--reuid=${uid}`,
+        `--regid=${gid}`,
+        '--init-groups',
+        '--inh-caps=-all,+net_raw',
+        '--ambient-caps=-all,+net_raw',
+        '--bounding-set=-all,+net_raw',
+        '--no-new-privs',
+        'strace',
+        '-f',
+        '-qq',
+        '-o',
+        trace,
+      ],
+    });
+  });
+
+  afterAll(async () => {
+    await daemon?.kill();
+    await bus?.stop();
+    lan?.destroy();
+    fs.rmSync(scratch, { recursive: true, force: true });
+  });
+
+  test('every call vigild makes is one the unit allows', async () => {
+    // A bit of everything: random data, a task, RandomX on the worker pool, ARP capture, a wake.
+    expect(gdbus(bus.address, `${ROOT}/RandomData`, `${NAME}.RandomData.quick`, '64')).toMatch(
+      /^\('\d+',\)$/,
+    );
+    const host = gdbus(
+      bus.address,
+      `${ROOT}/WakeOnLan`,
+      `${NAME}.WakeOnLan.AddHost`,
+      'sleeper',
+      '02:00:00:00:00:09',
+      '10.78.0.9',
+      "{'interface': <'eth0'>}",
+    );
+    expect(host).toContain(`${ROOT}/Hosts/sleeper`);
+    gdbus(bus.address, `${ROOT}/WakeOnLan`, `${NAME}.WakeOnLan.Wake`, 'sleeper');
+    const hash = gdbus(
+      bus.address,
+      `${ROOT}/RandomX`,
+      `${NAME}.RandomX.Hash`,
+      '[byte 0x41]',
+      '[byte 0x42]',
+    );
+    expect(hash).toMatch(/^\(\[byte 0x/);
+    const task = /'([^']+)'/.exec(
+      gdbus(bus.address, `${ROOT}/RandomX`, `${NAME}.RandomX.Benchmark`, '8', '{}'),
+    )?.[1];
+    expect(gdbus(bus.address, task!, `${NAME}.Task.Wait`)).toContain('hashrate');
+    gdbus(bus.address, `${ROOT}/Tasks`, `${NAME}.TaskManager.GetHistory`, '5');
+    // Stop vigild itself (strace's only child) the way systemd does; strace ends with it.
+    const stracePid = daemon.child.pid!;
+    const vigildPid = Number(
+      fs.readFileSync(`/proc/${stracePid}/task/${stracePid}/children`, 'utf8').trim().split(' ')[0],
+    );
+    process.kill(vigildPid, 'SIGTERM');
+    expect(await daemon.exited).toBe(0);
+
+    const used = new Set<string>();
+    for (const line of fs.readFileSync(trace, 'utf8').split('\n')) {
+      const call = /^\d+\s+([a-z_0-9]+)\(/.exec(line)?.[1];
+      if (call) used.add(call);
+    }
+    // The trace is real: the calls behind the work above are in it.
+    for (const call of ['execve', 'socket', 'bind', 'sendto', 'clone3', 'mmap', 'mprotect']) {
+      expect(used).toContain(call);
+    }
+    const allowed = unitSyscallAllowList(fs.readFileSync(UNIT, 'utf8'));
+    expect([...used].filter((call) => !allowed.has(call)).sort()).toEqual([]);
+  });
+});
+
+describe('the allow list of a unit', () => {
+  test('is computed as systemd does: a ~ line takes calls away', () => {
+    const allowed = unitSyscallAllowList(
+      'SystemCallFilter=@system-service\nSystemCallFilter=~@privileged\nSystemCallFilter=~mlock\n',
+    );
+    expect(allowed.has('read')).toBe(true);
+    expect(allowed.has('setuid')).toBe(false); // @privileged, via @setuid
+    expect(allowed.has('mlock')).toBe(false);
+    expect(allowed.has('reboot')).toBe(false); // never in @system-service
+    const spawned = spawnSync('systemd-analyze', ['syscall-filter', '@no-such-group']);
+    expect(spawned.status).not.toBe(0);
+  });
+});
