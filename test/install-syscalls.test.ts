@@ -188,3 +188,28 @@ describe('the allow list of a unit', () => {
     expect(spawned.status).not.toBe(0);
   });
 });
+
+describe('MemoryDenyWriteExecute stays off', () => {
+  test("node's JIT dies under the kernel's memory-deny-write-execute (PR_SET_MDWE)", () => {
+    // The kernel's own MDWE (Linux 6.3+) refuses what systemd's seccomp version refuses: making
+    // written memory executable. If this ever passes, the unit can turn MemoryDenyWriteExecute on.
+    const PR_SET_MDWE = 65;
+    const launcher = [
+      'import ctypes, os, sys',
+      'libc = ctypes.CDLL(None, use_errno=True)',
+      `if libc.prctl(${PR_SET_MDWE}, 1, 0, 0, 0) != 0: sys.exit(99)`,
+      'os.execv(sys.argv[1], sys.argv[1:])',
+    ].join('\n');
+    const hotLoop = 'let s = 0; for (let i = 0; i < 1e7; i++) s += i; console.log(s);';
+    const plain = spawnSync(process.execPath, ['-e', hotLoop], { encoding: 'utf8' });
+    expect(plain.status).toBe(0);
+    const denied = spawnSync(
+      '/usr/bin/python3',
+      ['-c', launcher, process.execPath, '-e', hotLoop],
+      { encoding: 'utf8' },
+    );
+    expect(denied.status).not.toBe(99); // the kernel took the setting
+    expect(denied.status).not.toBe(0);
+    expect(denied.stderr).toMatch(/SetPermissions|Fatal/);
+  });
+});
