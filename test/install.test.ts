@@ -364,11 +364,24 @@ describe('install with other prefixes', () => {
 });
 
 describe('per-user install (--user)', () => {
-  test('installs under ~/.local with a user unit systemd verifies, and uninstalls cleanly', () => {
-    const home = tempDir('vigil-home-');
-    const runtime = tempDir('vigil-runtime-');
-    const env = { HOME: home, XDG_CONFIG_HOME: '', XDG_RUNTIME_DIR: '', DESTDIR: '', PREFIX: '' };
+  let home: string;
+  let env: NodeJS.ProcessEnv;
+
+  beforeAll(() => {
+    home = tempDir('vigil-home-');
+    env = {
+      HOME: home,
+      XDG_CONFIG_HOME: '',
+      XDG_DATA_HOME: '',
+      XDG_STATE_HOME: '',
+      XDG_RUNTIME_DIR: '',
+      DESTDIR: '',
+      PREFIX: '',
+    };
     expectOk(run(INSTALL, ['--user', '--no-build'], env));
+  });
+
+  test('installs under ~/.local with a user unit systemd verifies', () => {
     const files = tree(home);
     for (const expected of [
       '.local/bin/vigild',
@@ -390,7 +403,7 @@ describe('per-user install (--user)', () => {
     );
     const verify = run('systemd-analyze', ['--user', 'verify', unit], {
       HOME: home,
-      XDG_RUNTIME_DIR: runtime,
+      XDG_RUNTIME_DIR: tempDir('vigil-runtime-'),
       MANPATH: path.join(home, '.local/share/man'),
     });
     expect(verify.stderr).toBe('');
@@ -399,11 +412,91 @@ describe('per-user install (--user)', () => {
     // The installed client runs from the user's PATH entry.
     const version = expectOk(run(path.join(home, '.local/bin/vigilctl'), ['--version']));
     expect(version.stdout).toMatch(/\d+\.\d+\.\d+/);
+  });
 
+  test("the session bus starts the user's vigild on the first call (D-Bus activation)", async () => {
+    // A session bus that knows only the user's service directory, started with the user's
+    // HOME as a user session would be; no vigild runs until the call.
+    const dir = tempDir('vigil-session-');
+    fs.writeFileSync(
+      path.join(dir, 'session.conf'),
+      `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <auth>EXTERNAL</auth>
+  <listen>unix:path=${dir}/bus</listen>
+  <servicedir>${home}/.local/share/dbus-1/services</servicedir>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+`,
+    );
+    const busDaemon = spawn('dbus-daemon', [`--config-file=${dir}/session.conf`, '--nofork'], {
+      stdio: 'ignore',
+      env: { ...process.env, ...env },
+    });
+    const address = `unix:path=${dir}/bus`;
+    try {
+      while (!fs.existsSync(path.join(dir, 'bus'))) await new Promise((r) => setTimeout(r, 10));
+      const quick = expectOk(
+        run('gdbus', [
+          'call',
+          '--address',
+          address,
+          '--dest',
+          'org.vigil.Vigil1',
+          '--object-path',
+          '/org/vigil/Vigil1/RandomData',
+          '--method',
+          'org.vigil.Vigil1.RandomData.quick',
+          '8',
+        ]),
+      );
+      expect(quick.stdout.trim()).toMatch(/^\('\d+',\)$/);
+      // The activated daemon is the user's: its state went to ~/.local/state/vigil.
+      expect(fs.existsSync(path.join(home, '.local/state/vigil'))).toBe(true);
+      const owner = expectOk(
+        run('gdbus', [
+          'call',
+          '--address',
+          address,
+          '--dest',
+          'org.freedesktop.DBus',
+          '--object-path',
+          '/org/freedesktop/DBus',
+          '--method',
+          'org.freedesktop.DBus.GetConnectionUnixProcessID',
+          'org.vigil.Vigil1',
+        ]),
+      );
+      const pid = Number(/uint32 (\d+)/.exec(owner.stdout)?.[1]);
+      expect(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8')).toContain(
+        `${home}/.local/lib/vigil/dist/src/daemon/vigild.js\0--session`,
+      );
+      process.kill(pid, 'SIGTERM');
+    } finally {
+      busDaemon.kill('SIGTERM');
+    }
+  });
+
+  test('uninstall --user removes the program and keeps config and state', () => {
     expectOk(run(UNINSTALL, ['--user'], env));
     // npm leaves its logs in ~/.npm.
     const left = tree(home).filter((f) => !f.startsWith('.npm/'));
-    expect(left).toEqual(['.config/', '.config/vigil/', '.config/vigil/vigil.conf']);
+    // The state directory stays with whatever the daemon wrote into it.
+    const state = '.local/state/vigil/';
+    expect(left.filter((f) => f === state || !f.startsWith(state))).toEqual([
+      '.config/',
+      '.config/vigil/',
+      '.config/vigil/vigil.conf',
+      '.local/',
+      '.local/state/',
+      '.local/state/vigil/',
+    ]);
   });
 });
 
