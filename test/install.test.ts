@@ -500,6 +500,39 @@ describe('per-user install (--user)', () => {
   });
 });
 
+describe('man pages', () => {
+  /** The roff source as plain words: \\- is a dash, font escapes go. */
+  const manText = (file: string): string =>
+    fs
+      .readFileSync(path.join(REPO, 'man', file), 'utf8')
+      .replace(/\\-/g, '-')
+      .replace(/\\f[BIRP]/g, '');
+
+  test('vigild(8) documents every option vigild --help lists', () => {
+    const help = expectOk(
+      run(process.execPath, [path.join(REPO, 'dist/src/daemon/vigild.js'), '--help']),
+    );
+    const options = [...help.stdout.matchAll(/^\s+(--[a-z-]+)/gm)].map((m) => m[1]);
+    expect(options).toContain('--state-dir');
+    const text = manText('vigild.8');
+    expect(options.filter((option) => !text.includes(option))).toEqual([]);
+  });
+
+  test('vigilctl(1) documents every command vigilctl --help lists', () => {
+    const help = expectOk(
+      run(process.execPath, [path.join(REPO, 'dist/src/cli/vigilctl.js'), '--help']),
+    );
+    const section = help.stdout.split('Commands:\n')[1].split('\n\n')[0];
+    // A command is its lower-case words before the first argument or option.
+    const commands = [...section.matchAll(/^ {2}([a-z][a-z-]*(?: [a-z][a-z-]*)*)(?= |$)/gm)].map(
+      (m) => m[1],
+    );
+    expect(commands).toContain('random quick');
+    const text = manText('vigilctl.1');
+    expect(commands.filter((command) => !text.includes(command))).toEqual([]);
+  });
+});
+
 describe('install and uninstall refuse bad input', () => {
   test('an unknown option is a usage error (exit 2) and changes nothing', () => {
     const destdir = tempDir('vigil-bad-');
