@@ -30,6 +30,12 @@ const INTROSPECTABLE = 'org.freedesktop.DBus.Introspectable';
 const PEER = 'org.freedesktop.DBus.Peer';
 const OBJECT_MANAGER = 'org.freedesktop.DBus.ObjectManager';
 
+/**
+ * Objects the calls aim at. The capabilities' objects get the standard interfaces and made-up
+ * members; their own methods (hashing, wake packets) are not fuzzed here.
+ */
+const BASE_PATHS = [ROOT, RD, TASKS, `${ROOT}/RandomX`, `${ROOT}/WakeOnLan`];
+
 /** Every real method: [interface, member, signature]. */
 const REAL_METHODS: readonly [string, string, string][] = [
   [`${IFACE}RandomData`, 'quick', 'i'],
@@ -208,13 +214,13 @@ test(`${CALLS} random calls all get an answer, and the daemon keeps serving`, as
   const counts = new Map<string, number>();
   const unexpected: string[] = [];
   const pendingWaits: { call: FuzzCall; outcome: Promise<Outcome> }[] = [];
-  let ourPaths = [ROOT, RD, TASKS, ...(await currentTaskPaths())];
+  let ourPaths = [...BASE_PATHS, ...(await currentTaskPaths())];
   let next = 0;
 
   const worker = async (): Promise<void> => {
     while (next < CALLS) {
       const index = next++;
-      if (index % 200 === 0) ourPaths = [ROOT, RD, TASKS, ...(await currentTaskPaths())];
+      if (index % 200 === 0) ourPaths = [...BASE_PATHS, ...(await currentTaskPaths())];
       const call = makeCall(rng, ourPaths);
       const msg = message(call);
       // Wait on a live task legitimately answers only when the task ends: collect those and
@@ -285,7 +291,7 @@ test('calls sent with NO_REPLY_EXPECTED are taken without harm and never answere
   );
   try {
     const rng = new Rng(SEED ^ 0x5a5a5a5a);
-    const ourPaths = [ROOT, RD, TASKS, ...(await currentTaskPaths())];
+    const ourPaths = [...BASE_PATHS, ...(await currentTaskPaths())];
     const serials = new Set<number>();
     for (let i = 0; i < 500; i++) {
       const msg = message(makeCall(rng, ourPaths), 1);

@@ -30,7 +30,15 @@ let client: TestClient;
 
 beforeAll(async () => {
   bus = await startPrivateBus();
-  daemon = await startDaemon(bus.address, { args: ['--slow-pace-ms', '25'] });
+  // One wakeupd-style host, so that a Host object exists too.
+  const config = path.join(bus.dir, 'vigil.conf');
+  fs.writeFileSync(
+    config,
+    '[host:test-box]\nmac = 02:00:00:00:00:01\nip = 192.0.2.10\ninterface = lo\n',
+  );
+  daemon = await startDaemon(bus.address, {
+    args: ['--slow-pace-ms', '25', '--config', config],
+  });
   client = await TestClient.connect(bus.address);
 });
 
@@ -265,6 +273,8 @@ const VALUES: Record<string, { gdbus: string; busctl: string[]; dbusSend: string
   u: { gdbus: '<uint32 7>', busctl: ['u', '7'], dbusSend: 'variant:uint32:7' },
   d: { gdbus: '<0.25>', busctl: ['d', '0.25'], dbusSend: 'variant:double:0.25' },
   b: { gdbus: '<false>', busctl: ['b', 'false'], dbusSend: 'variant:boolean:false' },
+  ay: { gdbus: '<@ay [1, 2]>', busctl: ['ay', '2', '1', '2'], dbusSend: 'variant:string:x' },
+  as: { gdbus: "<@as ['x']>", busctl: ['as', '1', 'x'], dbusSend: 'variant:string:x' },
   'a{sv}': {
     gdbus: "<@a{sv} {'result': <'1'>}>",
     busctl: ['a{sv}', '1', 'result', 's', '1'],
@@ -344,6 +354,14 @@ describe('Properties.Set is refused on every read-only property, and the value s
     const id = await slow(3);
     await waitDone(id);
     expect(await refuseEverySet(`${TASKS}/${id}`, TASK_IFACE)).toBe(18);
+  });
+
+  test.each([
+    ['RandomX', `${ROOT}/RandomX`],
+    ['WakeOnLan', `${ROOT}/WakeOnLan`],
+    ['Host', `${ROOT}/Hosts/test_2dbox`],
+  ])('%s: every property', async (name, objectPath) => {
+    expect(await refuseEverySet(objectPath, `${IFACE}${name}`)).toBeGreaterThan(0);
   });
 
   test('RandomData has no properties: Set of any name is UnknownProperty', async () => {
