@@ -28,6 +28,11 @@ const ROOT = path.resolve(__dirname, '../../..');
 const REFERENCE_SOURCE = path.resolve(ROOT, '../shared/reference/rxref.c');
 const OUT = path.join(ROOT, 'bench/out');
 const VIGILCTL = path.join(ROOT, 'dist/src/cli/vigilctl.js');
+/**
+ * The reference's key. Light-mode hashing and dataset building cost depend on the key (its
+ * SuperscalarHash programs vary in length), so both sides must use the same one.
+ */
+const KEY = Buffer.from('test key 000');
 
 interface Run {
   who: 'reference' | 'vigil' | 'vigil+watch';
@@ -139,24 +144,27 @@ async function main(): Promise<void> {
     );
   };
   try {
-    // Interleaved, so drift in the machine's load hits both sides alike.
+    // Interleaved in alternating order, so drift in the machine's load hits both sides alike.
     for (let i = 0; i < reps; i++) {
-      note(runReference(reference, 'light', threads, lightNonces));
-      note(await runVigil(client, 'vigil', 'light', threads, lightNonces));
+      const pair = [
+        async () => note(runReference(reference, 'light', threads, lightNonces)),
+        async () => note(await runVigil(client, 'vigil', 'light', threads, lightNonces, KEY)),
+      ];
+      if (i % 2) pair.reverse();
+      for (const step of pair) await step();
     }
     note(
       await withWatcher(bus.address, () =>
-        runVigil(client, 'vigil+watch', 'light', threads, lightNonces),
+        runVigil(client, 'vigil+watch', 'light', threads, lightNonces, KEY),
       ),
     );
     if (!values['no-fast']) {
-      const key = Buffer.from('vigil fast benchmark key');
       note(runReference(reference, 'fast', threads, fastNonces));
-      note(await runVigil(client, 'vigil', 'fast', threads, fastNonces, key));
+      note(await runVigil(client, 'vigil', 'fast', threads, fastNonces, KEY));
       // Same key: the dataset is reused, so this run measures hashing under a watcher only.
       note(
         await withWatcher(bus.address, () =>
-          runVigil(client, 'vigil+watch', 'fast', threads, fastNonces, key),
+          runVigil(client, 'vigil+watch', 'fast', threads, fastNonces, KEY),
         ),
       );
     }
