@@ -401,6 +401,17 @@ function errorReply(call: Message, name: string, text: string): Message {
   return (Message.newError as unknown as (m: Message, n: string, t: string) => Message)(
     call,
     name,
-    text,
+    oneLine(text),
   );
+}
+
+const MAX_ERROR_TEXT = 300;
+
+/**
+ * Error messages are one short line (the contract says so), even when they quote what a
+ * caller sent: control characters become spaces and the text is cut at MAX_ERROR_TEXT.
+ */
+function oneLine(text: string): string {
+  const flat = text.replace(/[\u0000-\u001f\u007f\u2028\u2029]+/g, ' ');
+  return flat.length > MAX_ERROR_TEXT ? flat.slice(0, MAX_ERROR_TEXT - 1) + '…' : flat;
 }

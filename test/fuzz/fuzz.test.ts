@@ -153,7 +153,8 @@ afterAll(async () => {
   await bus?.stop();
 });
 
-type Outcome = { kind: 'return' } | { kind: 'error'; name: string } | { kind: 'timeout' };
+type Outcome =
+  { kind: 'return' } | { kind: 'error'; name: string; text: string } | { kind: 'timeout' };
 
 function callWithTimeout(client: TestClient, msg: Message, timeoutMs: number): Promise<Outcome> {
   return new Promise((resolve) => {
@@ -165,7 +166,8 @@ function callWithTimeout(client: TestClient, msg: Message, timeoutMs: number): P
       },
       (e: unknown) => {
         clearTimeout(timer);
-        resolve({ kind: 'error', name: (e as { type?: string }).type ?? String(e) });
+        const err = e as { type?: string; text?: string };
+        resolve({ kind: 'error', name: err.type ?? String(e), text: err.text ?? '' });
       },
     );
   });
@@ -234,6 +236,12 @@ test(`${CALLS} random calls all get an answer, and the daemon keeps serving`, as
       counts.set(key, (counts.get(key) ?? 0) + 1);
       if (outcome.kind === 'timeout' || (outcome.kind === 'error' && !ALLOWED_ERRORS.has(key))) {
         unexpected.push(`${key}: ${describeCall(call)}`);
+      }
+      // The contract's error messages are one short human line, whatever the caller sent.
+      if (outcome.kind === 'error' && !/^[^\n\r]{1,300}$/.test(outcome.text)) {
+        unexpected.push(
+          `${key} with a bad message (${outcome.text.length} chars): ${describeCall(call)}`,
+        );
       }
     }
   };
