@@ -1,12 +1,11 @@
-/** Start the daemon with RandomX (fixtures/vigild-randomx) on a private bus, for e2e tests. */
+/** Start vigild (which carries the RandomX capability) on a private bus, for e2e tests. */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Message } from '@particle/dbus-next';
 import { IFACE, ROOT, TestClient, plain, type SignalLog } from '../helpers/client';
-
-export const VIGILD_RANDOMX = path.resolve(__dirname, 'fixtures/vigild-randomx.js');
+import { VIGILD } from '../helpers/daemon';
 export const RX_PATH = `${ROOT}/RandomX`;
 export const RX_IFACE = `${IFACE}RandomX`;
 export const TASK_IFACE = `${IFACE}Task`;
@@ -36,7 +35,7 @@ export async function startRxDaemon(
   config: string,
   prefix: string[] = [],
 ): Promise<RxDaemon> {
-  const argv = [...prefix, process.execPath, VIGILD_RANDOMX];
+  const argv = [...prefix, process.execPath, VIGILD];
   argv.push('--bus', address, '--state-dir', stateDir, '--config', config);
   const child = spawn(argv[0], argv.slice(1), {
     stdio: ['ignore', 'pipe', 'pipe'],
