@@ -1,31 +1,17 @@
 import type { CliCommand } from './command';
 import { coreCommands } from './core-commands';
+import { commands as randomxCommands } from './randomx';
 import { watchCommand } from './watch';
 import { commands as wolCommands } from './wol';
 
 /**
- * Commands of a capability module that may not be in this tree yet. A module such as
- * `./randomx` exports `commands: CliCommand[]`; once its file exists this becomes a static
- * import (as `./wol` already is). Only "that very module is missing" is tolerated: an error inside an existing
- * module is a bug and must surface.
+ * Every vigilctl subcommand, in the order `vigilctl --help` lists them. A capability module
+ * exports `commands: CliCommand[]` (see src/cli/command.ts) and is listed here.
  */
-function optionalCommands(module: string): CliCommand[] {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const loaded = require(module) as { commands?: CliCommand[] };
-    return loaded.commands ?? [];
-  } catch (e) {
-    const err = e as { code?: string; message?: string };
-    if (err.code === 'MODULE_NOT_FOUND' && err.message?.includes(`'${module}'`)) return [];
-    throw e;
-  }
-}
-
-/** Every vigilctl subcommand, in the order `vigilctl --help` lists them. */
 export const commands: CliCommand[] = [
   ...coreCommands,
   watchCommand,
-  ...optionalCommands('./randomx'),
+  ...randomxCommands,
   ...wolCommands,
 ];
 

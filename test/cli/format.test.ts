@@ -117,6 +117,10 @@ describe('command registry', () => {
       expect(c.summary.length).toBeGreaterThan(0);
     }
     expect(commandGroup('random').map((c) => c.name)).toEqual(['random quick', 'random slow']);
+    // The capability modules are in the registry too.
+    for (const n of ['hash', 'hash-batch', 'search', 'bench', 'hosts', 'hosts add', 'wake']) {
+      expect(names).toContain(n);
+    }
   });
 });
 
