@@ -129,6 +129,10 @@ function makeCall(rng: Rng, ourPaths: readonly string[]): FuzzCall {
   return { path, iface, member, signature, body };
 }
 
+function callRng(index: number): Rng {
+  return new Rng((SEED ^ Math.imul(index + 1, 0x9e3779b9)) >>> 0);
+}
+
 function describeCall(c: FuzzCall): string {
   return `${c.path} ${c.iface ?? '(no interface)'}.${c.member.slice(0, 40)}(${c.signature})`;
 }
@@ -212,10 +216,9 @@ function internalErrors(): string[] {
 }
 
 test(`${CALLS} random calls all get an answer, and the daemon keeps serving`, async () => {
-  const rng = new Rng(SEED);
   const counts = new Map<string, number>();
   const unexpected: string[] = [];
-  const pendingWaits: { call: FuzzCall; outcome: Promise<Outcome> }[] = [];
+  const pendingWaits: { index: number; call: FuzzCall; outcome: Promise<Outcome> }[] = [];
   let ourPaths = [...BASE_PATHS, ...(await currentTaskPaths())];
   let next = 0;
 
@@ -223,24 +226,25 @@ test(`${CALLS} random calls all get an answer, and the daemon keeps serving`, as
     while (next < CALLS) {
       const index = next++;
       if (index % 200 === 0) ourPaths = [...BASE_PATHS, ...(await currentTaskPaths())];
-      const call = makeCall(rng, ourPaths);
+      // One generator per call: call #index is the same for a seed whatever the scheduling.
+      const call = makeCall(callRng(index), ourPaths);
       const msg = message(call);
       // Wait on a live task legitimately answers only when the task ends: collect those and
       // check they are answered once the tasks are cancelled.
       if (call.member === 'Wait' && call.path.startsWith(`${TASKS}/`)) {
-        pendingWaits.push({ call, outcome: callWithTimeout(fuzzer, msg, 120000) });
+        pendingWaits.push({ index, call, outcome: callWithTimeout(fuzzer, msg, 120000) });
         continue;
       }
       const outcome = await callWithTimeout(fuzzer, msg, CALL_TIMEOUT_MS);
       const key = outcome.kind === 'error' ? outcome.name : outcome.kind;
       counts.set(key, (counts.get(key) ?? 0) + 1);
       if (outcome.kind === 'timeout' || (outcome.kind === 'error' && !ALLOWED_ERRORS.has(key))) {
-        unexpected.push(`${key}: ${describeCall(call)}`);
+        unexpected.push(`#${index} ${key}: ${describeCall(call)}`);
       }
       // The contract's error messages are one short human line, whatever the caller sent.
       if (outcome.kind === 'error' && !/^[^\n\r]{1,300}$/.test(outcome.text)) {
         unexpected.push(
-          `${key} with a bad message (${outcome.text.length} chars): ${describeCall(call)}`,
+          `#${index} ${key} with a bad message (${outcome.text.length} chars): ${describeCall(call)}`,
         );
       }
     }
@@ -254,14 +258,14 @@ test(`${CALLS} random calls all get an answer, and the daemon keeps serving`, as
         w.outcome,
         new Promise<Outcome>((r) => setTimeout(() => r({ kind: 'timeout' }), 15000).unref()),
       ]);
-      return { call: w.call, o };
+      return { index: w.index, call: w.call, o };
     }),
   );
-  for (const { call, o } of waitOutcomes) {
+  for (const { index, call, o } of waitOutcomes) {
     const key = o.kind === 'error' ? o.name : o.kind;
     counts.set(`Wait:${key}`, (counts.get(`Wait:${key}`) ?? 0) + 1);
     if (o.kind === 'timeout' || (o.kind === 'error' && !ALLOWED_ERRORS.has(key))) {
-      unexpected.push(`Wait ${key}: ${describeCall(call)}`);
+      unexpected.push(`#${index} Wait ${key}: ${describeCall(call)}`);
     }
   }
 
