@@ -365,14 +365,15 @@ export class Task extends EventEmitter<TaskEvents> {
       this.flushTimer = undefined;
     }
     this.lastFlush = this.now();
+    // Progress first, so a client never sees a Progress signal after State=completed.
+    if (this.progressDirty) {
+      this.progressDirty = false;
+      this.emit('progress', this.progress, this.done, this.total, this.rate);
+    }
     if (this.dirty.size > 0) {
       const names = [...this.dirty];
       this.dirty.clear();
       this.emit('changed', names);
-    }
-    if (this.progressDirty) {
-      this.progressDirty = false;
-      this.emit('progress', this.progress, this.done, this.total, this.rate);
     }
   }
 

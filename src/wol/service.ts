@@ -161,10 +161,20 @@ export class WolService extends EventEmitter<ServiceEvents> {
       );
     }
     this.emit('changed', ['Available', 'Interfaces']);
-    const tickMs = this.options.tickMs ?? 500;
-    this.timer = setInterval(() => this.tick(), tickMs);
-    this.timer.unref();
+    this.syncTimer();
     this.tick();
+  }
+
+  /** Tick only while there are hosts to time out or ping: an idle daemon must not poll. */
+  private syncTimer(): void {
+    const wanted = this.watcher.list().length > 0;
+    if (wanted && !this.timer) {
+      this.timer = setInterval(() => this.tick(), this.options.tickMs ?? 500);
+      this.timer.unref();
+    } else if (!wanted && this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
   }
 
   stop(): void {
@@ -210,6 +220,7 @@ export class WolService extends EventEmitter<ServiceEvents> {
       throw invalidArgument(`${spec.mac} is already watched as "${macClash.spec.name}"`);
     const host = this.addWatched(spec);
     this.store?.saveHost(spec, this.now());
+    if (this.sender) this.syncTimer(); // started: the sender exists from start() to stop()
     this.log.info(
       `Wake-on-LAN: watching ${spec.name} (${spec.mac}, ${spec.ip} on ${spec.interface}), added over D-Bus`,
     );
@@ -231,6 +242,7 @@ export class WolService extends EventEmitter<ServiceEvents> {
     this.log.info(`Wake-on-LAN: no longer watching ${name}`);
     this.emit('hostRemoved', host);
     this.syncCaptures();
+    this.syncTimer();
     if (this.interfaces.join(',') !== interfacesBefore) this.emit('changed', ['Interfaces']);
     return host;
   }
