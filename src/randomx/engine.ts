@@ -516,6 +516,7 @@ export class RandomXEngine extends EventEmitter {
   private activeJobs = 0;
   private meterTimer: NodeJS.Timeout | undefined;
   private readonly activeScans = new Set<ScanRun>();
+  private announced: Record<string, string> = {};
   private closed = false;
 
   constructor(options: EngineOptions = {}) {
@@ -574,14 +575,16 @@ export class RandomXEngine extends EventEmitter {
   ): Promise<BatchResult> {
     checkKey(key);
     checkBatch(inputs);
-    const threads = Math.min(this.cappedThreads(options.threads), inputs.length);
+    // All the job's threads build a dataset; no more workers than inputs hash.
+    const threads = this.cappedThreads(options.threads);
     const releaseSlots = await this.slots.acquire(threads, hooks.signal);
     this.jobStarted();
     try {
       const lease = await this.acquire(key, options.mode, threads, hooks);
       try {
         hooks.setPhase('hashing', inputs.length);
-        return await this.runBatch(lease.binding, inputs, threads, options.fault, hooks);
+        const workers = Math.min(threads, inputs.length);
+        return await this.runBatch(lease.binding, inputs, workers, options.fault, hooks);
       } finally {
         lease.release();
       }
@@ -630,7 +633,7 @@ export class RandomXEngine extends EventEmitter {
         const hashSeconds = (performance.now() - t1) / 1000;
         const hashRate = nonces / hashSeconds;
         this.meter.set(hashRate);
-        this.emit('changed', ['HashRate']);
+        this.announce();
         return {
           hashRate,
           initSeconds,
@@ -733,6 +736,8 @@ export class RandomXEngine extends EventEmitter {
             clearInterval(timer);
             session.attach(undefined);
             state.nextNonce = scan.nextNonce();
+            // Stopped by a daemon shutdown (or cancel): keep the freshest resume point.
+            if (hooks.signal.aborted) hooks.checkpoint(snapshot(state.nextNonce));
           }
         } finally {
           lease.release();
@@ -907,7 +912,6 @@ export class RandomXEngine extends EventEmitter {
     this.cacheOwner = resource;
     if (mode === 'fast') this.datasetOwner = resource;
     this.sweep();
-    this.emit('changed', ['DatasetState', 'DatasetKey', 'Features']);
     const owned = resource;
     const release = once(() => {
       owned.refs--;
@@ -979,7 +983,7 @@ export class RandomXEngine extends EventEmitter {
     resource.dataset = dataset;
     resource.datasetLargePages = largePages;
     resource.datasetState = 'initializing';
-    this.emit('changed', ['DatasetState', 'DatasetKey', 'Features']);
+    this.announce();
 
     const build = new DatasetBuild(items);
     const per = Math.floor(items / threads);
@@ -1009,8 +1013,9 @@ export class RandomXEngine extends EventEmitter {
         resource.datasetState = 'ready';
       })
       .catch((e: unknown) => {
-        // Every part has returned, so no worker still writes to the dataset.
-        native().releaseDataset(resource.dataset);
+        // Every part has returned, so no worker still writes to the dataset (close() may
+        // have freed it already, once the pool was gone).
+        if (resource.dataset !== 0) native().releaseDataset(resource.dataset);
         resource.dataset = 0;
         resource.datasetLargePages = false;
         resource.datasetState = 'none';
@@ -1018,12 +1023,25 @@ export class RandomXEngine extends EventEmitter {
       })
       .finally(() => {
         resource.build = undefined;
-        this.emit('changed', ['DatasetState', 'DatasetKey', 'Features']);
         this.sweep();
       });
     // Nobody awaits build.promise if the only waiter left already; keep that from being unhandled.
     build.promise.catch(() => {});
     return build;
+  }
+
+  /** Emit `changed` with the names of the properties whose values differ from last time. */
+  private announce(): void {
+    const now = this.properties();
+    const values: Record<string, string> = {
+      DatasetState: now.datasetState,
+      DatasetKey: now.datasetKey.toString('hex'),
+      Features: now.features.join(','),
+      HashRate: String(now.hashRate),
+    };
+    const names = Object.keys(values).filter((n) => values[n] !== this.announced[n]);
+    this.announced = values;
+    if (names.length > 0) this.emit('changed', names);
   }
 
   /** Free what no job uses and no longer belongs to the current key. */
@@ -1039,6 +1057,7 @@ export class RandomXEngine extends EventEmitter {
         resource.datasetState = 'none';
       }
     }
+    this.announce();
   }
 
   private free(resource: KeyResource): void {
@@ -1061,7 +1080,7 @@ export class RandomXEngine extends EventEmitter {
     this.activeJobs++;
     if (!this.meterTimer) {
       this.meterTimer = setInterval(() => {
-        if (this.meter.sample()) this.emit('changed', ['HashRate']);
+        if (this.meter.sample()) this.announce();
       }, 1000);
     }
   }
