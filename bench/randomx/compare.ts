@@ -5,7 +5,7 @@
  * subscribed to every progress signal.
  *
  *   npx tsc -p tsconfig.json && node dist/bench/randomx/compare.js [--reps N]
- *     [--threads T] [--light-nonces N] [--fast-nonces N] [--no-fast]
+ *     [--threads T] [--light-nonces N] [--fast-nonces N] [--fast-reps N] [--no-fast]
  *
  * Prints a Markdown table for BENCHMARKS.md and writes bench/out/randomx.json.
  */
@@ -123,6 +123,7 @@ async function main(): Promise<void> {
       threads: { type: 'string', default: '2' },
       'light-nonces': { type: 'string', default: '500' },
       'fast-nonces': { type: 'string', default: '4000' },
+      'fast-reps': { type: 'string', default: '2' },
       'no-fast': { type: 'boolean', default: false },
     },
   });
@@ -130,11 +131,12 @@ async function main(): Promise<void> {
   const threads = Number(values.threads);
   const lightNonces = Number(values['light-nonces']);
   const fastNonces = Number(values['fast-nonces']);
+  const fastReps = Number(values['fast-reps']);
 
   const reference = buildReference();
   const bus = await startPrivateBus();
   const config = randomxConfig(tempDir('vigil-bench-'), [`threads = ${threads}`]);
-  const daemon = await startRxDaemon(bus.address, tempDir('vigil-bench-state-'), config);
+  let daemon = await startRxDaemon(bus.address, tempDir('vigil-bench-state-'), config);
   const client = await TestClient.connect(bus.address);
   const runs: Run[] = [];
   const note = (r: Run): void => {
@@ -159,8 +161,17 @@ async function main(): Promise<void> {
       ),
     );
     if (!values['no-fast']) {
-      note(runReference(reference, 'fast', threads, fastNonces));
-      note(await runVigil(client, 'vigil', 'fast', threads, fastNonces, KEY));
+      for (let i = 0; i < fastReps; i++) {
+        // A fresh daemon each time, so vigil builds its dataset from scratch like the reference.
+        await daemon.stop();
+        daemon = await startRxDaemon(bus.address, tempDir('vigil-bench-state-'), config);
+        const pair = [
+          async () => note(runReference(reference, 'fast', threads, fastNonces)),
+          async () => note(await runVigil(client, 'vigil', 'fast', threads, fastNonces, KEY)),
+        ];
+        if (i % 2) pair.reverse();
+        for (const step of pair) await step();
+      }
       // Same key: the dataset is reused, so this run measures hashing under a watcher only.
       note(
         await withWatcher(bus.address, () =>
