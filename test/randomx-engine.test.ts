@@ -243,6 +243,31 @@ describe('search', () => {
   });
 });
 
+describe('cache lifetime', () => {
+  it('keeps a key’s cache while a job uses it and frees it once the key has changed', async () => {
+    const a = Buffer.from('lifetime key a');
+    const b = Buffer.from('lifetime key b');
+    const resident = (): string[] =>
+      engine
+        .residentKeys()
+        .map((r) => r.key)
+        .sort();
+    await engine.hash(a, BLOB);
+    expect(resident()).toEqual([a.toString('hex')]);
+    const job = new TestJob();
+    const running = engine.search(params({ key: a, count: 1_000_000 }), job).run();
+    await job.reached(2);
+    // Another key arrives while the search still hashes with the first one: both live.
+    await engine.hash(b, BLOB);
+    expect(resident()).toEqual([a.toString('hex'), b.toString('hex')].sort());
+    job.cancel();
+    await rejection(running);
+    // The search let go and the current key is b: a's cache is gone.
+    expect(resident()).toEqual([b.toString('hex')]);
+    expect(engine.residentKeys().every((r) => !r.dataset)).toBe(true);
+  });
+});
+
 describe('worker failures', () => {
   it('fail only their own task, and the next task succeeds', async () => {
     const thrown = await rejection(

@@ -758,6 +758,13 @@ export class RandomXEngine extends EventEmitter {
     }
   }
 
+  /** Keys (hex) whose cache is allocated right now, and which of them have a dataset. */
+  residentKeys(): Array<{ key: string; dataset: boolean }> {
+    return [...this.resources.values()]
+      .filter((r) => r.cache !== 0)
+      .map((r) => ({ key: r.key.toString('hex'), dataset: r.dataset !== 0 }));
+  }
+
   /** Identify the thread and VM a quick task lands on (tests use it to see workers replaced). */
   async workerInfo(): Promise<InfoReply> {
     return (await this.run({ op: 'info' })) as InfoReply;
