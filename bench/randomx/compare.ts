@@ -189,9 +189,9 @@ async function main(): Promise<void> {
     runs.filter((r) => r.who === who && r.mode === mode);
   const rows: string[] = [];
   rows.push(
-    '| mode | threads | nonces | reference H/s | vigil H/s | ratio | reference init s | vigil init s | init ratio | vigil H/s with watch | watch ratio |',
+    '| mode | threads | nonces | pairs | reference H/s (median) | vigil H/s (median) | H/s ratio (median of pairs) | reference init s | vigil init s | init ratio (median of pairs) | vigil H/s with watch | with watch / without |',
   );
-  rows.push('|---|---|---|---|---|---|---|---|---|---|---|');
+  rows.push('|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const mode of ['light', 'fast'] as const) {
     const ref = pick('reference', mode);
     const vig = pick('vigil', mode);
