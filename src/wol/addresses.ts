@@ -174,3 +174,10 @@ export function interfaceForIp(ip: string): string | undefined {
   }
   return undefined;
 }
+
+/** Whether `ip` is on a subnet directly attached to `iface` (so an echo to it stays on that LAN). */
+export function isOnLink(iface: string, ip: string): boolean {
+  const value = parseIpv4(ip);
+  if (value === undefined) return false;
+  return interfaceAddresses(iface).some((a) => (value & a.mask) >>> 0 === a.network);
+}

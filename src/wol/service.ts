@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import os from 'node:os';
 import type { StateDatabase } from '../core/database';
 import { invalidArgument, messageOf, VigilError } from '../core/errors';
-import { interfaceAddresses, normalizeMac, parseMac } from './addresses';
+import { interfaceAddresses, isOnLink, normalizeMac, parseMac } from './addresses';
 import { makeHostSpec, type HostOptions, type ResolveEnvironment } from './config';
 import {
   captureFilter,
@@ -377,6 +377,14 @@ export class WolService extends EventEmitter<ServiceEvents> {
     const toPing = this.watcher.tick();
     if (this.pinger) {
       for (const host of toPing) {
+        // A host watched on an interface lives on that interface's LAN; an echo to an address
+        // that is not on-link there would be routed elsewhere (possibly off this LAN), so skip it.
+        if (!isOnLink(host.spec.interface, host.spec.ip)) {
+          this.log.debug(
+            `Wake-on-LAN: not pinging ${host.spec.ip}: not on ${host.spec.interface}'s subnet`,
+          );
+          continue;
+        }
         try {
           this.pinger.ping(host.spec.ip);
         } catch (e) {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { openStateDatabase } from '../../src/core/database';
 import { parseIni } from '../../src/core/ini';
 import {
+  isOnLink,
   normalizeHostIp,
   normalizeMac,
   parseAddressList,
@@ -91,6 +92,16 @@ describe('addresses', () => {
     expect(() => validateInterface('../etc')).toThrow(/invalid interface/);
     expect(() => validateInterface('x'.repeat(16))).toThrow(/invalid interface/);
     expect(() => validateInterface('nosuchif0')).toThrow(/no network interface/);
+  });
+});
+
+describe('liveness pings stay on the host’s LAN', () => {
+  test('only addresses on a subnet of the host’s interface are on-link', () => {
+    expect(isOnLink('lo', '127.0.0.1')).toBe(true);
+    expect(isOnLink('lo', '127.44.3.2')).toBe(true);
+    expect(isOnLink('lo', '192.168.1.58')).toBe(false);
+    expect(isOnLink('no-such-interface', '127.0.0.1')).toBe(false);
+    expect(isOnLink('lo', 'not an address')).toBe(false);
   });
 });
 
