@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startPrivateBus } from '../../test/helpers/bus';
+import { Message } from '@particle/dbus-next';
 import { TestClient, plain, variant } from '../../test/helpers/client';
 import {
   RX_IFACE,
@@ -41,6 +42,8 @@ interface Run {
   nonces: number;
   hps: number;
   initSeconds: number;
+  hashSeconds: number;
+  cost?: ProgressCost;
 }
 
 function buildReference(): string {
@@ -90,11 +93,57 @@ async function runVigil(
   ])) as string[];
   const [result] = await client.call(task, TASK_IFACE, 'Wait');
   const r = plain(result) as Record<string, number>;
-  return { who, mode, threads, nonces, hps: r.hashrate, initSeconds: r.init_seconds };
+  return {
+    who,
+    mode,
+    threads,
+    nonces,
+    hps: r.hashrate,
+    initSeconds: r.init_seconds,
+    hashSeconds: r.hash_seconds,
+  };
+}
+
+/** CPU seconds (utime + stime) of a process, or of one of its threads. */
+function cpuSeconds(pid: number, tid?: number): number {
+  const file = tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`;
+  const stat = fs.readFileSync(file, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** The dbus-daemon's own pid, as the bus reports it for its driver name. */
+async function busPid(client: TestClient): Promise<number> {
+  const reply = await client.bus.call(
+    new Message({
+      destination: 'org.freedesktop.DBus',
+      path: '/org/freedesktop/DBus',
+      interface: 'org.freedesktop.DBus',
+      member: 'GetConnectionUnixProcessID',
+      signature: 's',
+      body: ['org.freedesktop.DBus'],
+    }),
+  );
+  return reply?.body[0] as number;
+}
+
+/**
+ * What the progress path costs while `fn` runs: CPU of the daemon's main thread (it turns
+ * worker reports into task properties and signals), of the dbus-daemon and of the watcher.
+ */
+interface ProgressCost {
+  mainThread: number;
+  bus: number;
+  watcher: number;
+  watcherLines: number;
 }
 
 /** `vigilctl watch` subscribed to everything while `fn` runs. */
-async function withWatcher<T>(address: string, fn: () => Promise<T>): Promise<T> {
+async function withWatcher<T>(
+  address: string,
+  pids: { daemon: number; bus: number },
+  fn: () => Promise<T>,
+): Promise<[T, ProgressCost]> {
   const watch = spawn(process.execPath, [VIGILCTL, '--bus', address, 'watch'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -102,13 +151,33 @@ async function withWatcher<T>(address: string, fn: () => Promise<T>): Promise<T>
   watch.stdout.on('data', (d: Buffer) => (lines += d.toString().split('\n').length - 1));
   watch.stderr.resume();
   await new Promise((r) => setTimeout(r, 1000));
+  const watchPid = watch.pid ?? 0;
+  const before = [cpuSeconds(pids.daemon, pids.daemon), cpuSeconds(pids.bus), cpuSeconds(watchPid)];
   try {
-    return await fn();
+    const result = await fn();
+    const after = [
+      cpuSeconds(pids.daemon, pids.daemon),
+      cpuSeconds(pids.bus),
+      cpuSeconds(watchPid),
+    ];
+    const cost: ProgressCost = {
+      mainThread: after[0] - before[0],
+      bus: after[1] - before[1],
+      watcher: after[2] - before[2],
+      watcherLines: lines,
+    };
+    return [result, cost];
   } finally {
     watch.kill('SIGINT');
     await new Promise((r) => watch.once('exit', r));
-    console.error(`  (vigilctl watch printed ${lines} lines)`);
   }
+}
+
+/** The progress path's CPU as a share of what the hashing threads had, for the table. */
+function costShare(run: Run | undefined): string {
+  if (!run?.cost) return 'n/a';
+  const cpu = run.cost.mainThread + run.cost.bus + run.cost.watcher;
+  return `${((cpu / (run.hashSeconds * run.threads)) * 100).toFixed(2)}%`;
 }
 
 const median = (xs: number[]): number => {
@@ -155,11 +224,21 @@ async function main(): Promise<void> {
       if (i % 2) pair.reverse();
       for (const step of pair) await step();
     }
-    note(
-      await withWatcher(bus.address, () =>
-        runVigil(client, 'vigil+watch', 'light', threads, lightNonces, KEY),
-      ),
-    );
+    const watched = async (mode: Run['mode'], nonces: number): Promise<void> => {
+      const pids = { daemon: daemon.pid, bus: await busPid(client) };
+      const [run, cost] = await withWatcher(bus.address, pids, () =>
+        runVigil(client, 'vigil+watch', mode, threads, nonces, KEY),
+      );
+      note({ ...run, cost });
+      const share = (cost.mainThread + cost.bus + cost.watcher) / (run.hashSeconds * threads);
+      console.error(
+        `  progress path CPU: daemon main thread ${cost.mainThread.toFixed(2)} s, dbus-daemon ` +
+          `${cost.bus.toFixed(2)} s, vigilctl watch ${cost.watcher.toFixed(2)} s ` +
+          `(${cost.watcherLines} lines) = ${(share * 100).toFixed(2)}% of ${threads} CPUs ` +
+          `over ${run.hashSeconds.toFixed(1)} s`,
+      );
+    };
+    await watched('light', lightNonces);
     if (!values['no-fast']) {
       for (let i = 0; i < fastReps; i++) {
         // A fresh daemon each time, so vigil builds its dataset from scratch like the reference.
@@ -173,11 +252,7 @@ async function main(): Promise<void> {
         for (const step of pair) await step();
       }
       // Same key: the dataset is reused, so this run measures hashing under a watcher only.
-      note(
-        await withWatcher(bus.address, () =>
-          runVigil(client, 'vigil+watch', 'fast', threads, fastNonces, KEY),
-        ),
-      );
+      await watched('fast', fastNonces);
     }
   } finally {
     client.close();
@@ -189,9 +264,9 @@ async function main(): Promise<void> {
     runs.filter((r) => r.who === who && r.mode === mode);
   const rows: string[] = [];
   rows.push(
-    '| mode | threads | nonces | pairs | reference H/s (median) | vigil H/s (median) | H/s ratio (median of pairs) | reference init s | vigil init s | init ratio (median of pairs) | vigil H/s with watch | with watch / without |',
+    '| mode | threads | nonces | pairs | reference H/s (median) | vigil H/s (median) | H/s ratio (median of pairs) | reference init s | vigil init s | init ratio (median of pairs) | vigil H/s with watch | with watch / without | progress-path CPU with watch |',
   );
-  rows.push('|---|---|---|---|---|---|---|---|---|---|---|---|');
+  rows.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const mode of ['light', 'fast'] as const) {
     const ref = pick('reference', mode);
     const vig = pick('vigil', mode);
@@ -211,7 +286,7 @@ async function main(): Promise<void> {
       `| ${mode} | ${threads} | ${vig[0].nonces} | ${pairs.length} | ${refHps.toFixed(1)} | ${vigHps.toFixed(1)} | ` +
         `${(hpsRatio * 100).toFixed(1)}% | ${refInit.toFixed(2)} | ${vigInit.toFixed(2)} | ` +
         `${mode === 'fast' ? `${(initRatio * 100).toFixed(1)}%` : 'n/a'} | ` +
-        `${watchHps.toFixed(1)} | ${((watchHps / vigHps) * 100).toFixed(1)}% |`,
+        `${watchHps.toFixed(1)} | ${((watchHps / vigHps) * 100).toFixed(1)}% | ${costShare(watched[0])} |`,
     );
   }
   fs.mkdirSync(OUT, { recursive: true });
