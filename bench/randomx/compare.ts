@@ -71,6 +71,7 @@ function runReference(
     nonces,
     hps: field('hps'),
     initSeconds: field('init_s'),
+    hashSeconds: field('hash_s'),
   };
 }
 
