@@ -1,6 +1,7 @@
 /** vigilctl hash, hash-batch, search and bench against a real daemon with RandomX. */
+import path from 'node:path';
 import { meetsDifficulty } from '../src/randomx/validate';
-import { runCtl } from './cli/run';
+import { isolatedEnv, runCtl } from './cli/run';
 import { startPrivateBus, type PrivateBus } from './helpers/bus';
 import { TestClient } from './helpers/client';
 import { VECTORS, withNonce } from './randomx/harness';
@@ -100,5 +101,42 @@ describe('vigilctl RandomX commands', () => {
     const mode = await ctl('bench', '5', '--mode', 'warp');
     expect(mode.code).toBe(1);
     expect(mode.stderr).toMatch(/InvalidArgument.*mode/);
+  });
+});
+
+describe('RandomX access control (root or the vigil group only)', () => {
+  const NOBODY = 65534;
+  let multiBus: PrivateBus;
+  let multiDaemon: RxDaemon;
+
+  beforeAll(async () => {
+    multiBus = await startPrivateBus(
+      path.resolve(__dirname, '../../test/helpers/multiuser-bus.conf'),
+    );
+    const config = randomxConfig(tempDir('vigil-rx-acl-'), ['threads = 1']);
+    multiDaemon = await startRxDaemon(multiBus.address, tempDir('vigil-rx-acl-state-'), config);
+  }, 60000);
+
+  afterAll(async () => {
+    await multiDaemon?.stop();
+    await multiBus?.stop();
+  });
+
+  it('refuses hashing and RandomX jobs to another user with AccessDenied', async () => {
+    const as = (uid: number | undefined, ...args: string[]) =>
+      runCtl(['--bus', multiBus.address, ...args], isolatedEnv({ HOME: '/tmp' }), uid);
+    for (const args of [
+      ['hash', 'k', 'x'],
+      ['hash-batch', 'k', 'x'],
+      ['search', 'k', 'abcdefgh', '0', '1', '--count', '1'],
+      ['bench', '1'],
+    ]) {
+      const denied = await as(NOBODY, ...args);
+      expect(denied.code).toBe(1);
+      expect(denied.stderr).toMatch(/^vigilctl: org\.vigil\.Vigil1\.Error\.AccessDenied: .+\n$/);
+    }
+    // Root may.
+    const allowed = await as(undefined, 'hash', VECTORS[1][0], VECTORS[1][1]);
+    expect(allowed.stdout.trim()).toBe(VECTORS[1][2]);
   });
 });
