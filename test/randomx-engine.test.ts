@@ -3,6 +3,7 @@
  * Every search answer is checked against hashes computed independently through HashBatch.
  */
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import { VigilError } from '../src/core/errors';
 import {
   RandomXEngine,
@@ -10,6 +11,7 @@ import {
   type SearchResult,
   type SearchState,
 } from '../src/randomx/engine';
+import { CACHE_BYTES, freeHugePageBytes } from '../src/randomx/native';
 import { LIMITS, meetsDifficulty } from '../src/randomx/validate';
 import { TestJob, VECTORS, cpuSecondsDuring, sleep, withNonce } from './randomx/harness';
 
@@ -291,5 +293,36 @@ describe('worker failures', () => {
     expectFoundMatchesOracle(result, 0, 12);
     const batch = await engine.hashBatch(KEY, [BLOB, BLOB], options, new TestJob());
     expect(batch.hashes[0].equals(batch.hashes[1])).toBe(true);
+  });
+});
+
+describe('large pages', () => {
+  const knob = '/proc/sys/vm/nr_hugepages';
+  let reserved: string;
+
+  beforeAll(() => {
+    reserved = fs.readFileSync(knob, 'utf8').trim();
+    // Room for one 256 MiB cache (128 pages of 2 MiB) and the workers' scratchpads.
+    fs.writeFileSync(knob, String(Number(reserved) + 140));
+  });
+
+  afterAll(async () => {
+    // Let go of the cache that sits in huge pages, then give the pages back.
+    await engine.hash(Buffer.from('large pages released'), BLOB);
+    fs.writeFileSync(knob, reserved);
+  });
+
+  it('are used for a new cache when free, and the hashes stay the same', async () => {
+    const free = freeHugePageBytes();
+    const [key, input, expected] = VECTORS[2];
+    expect((await engine.hash(Buffer.from(key), Buffer.from(input))).toString('hex')).toBe(
+      expected,
+    );
+    if (free >= CACHE_BYTES) {
+      expect(engine.properties().features).toContain('large-pages');
+    } else {
+      // The kernel could not reserve them (fragmented memory): skipped silently.
+      expect(engine.properties().features).not.toContain('large-pages');
+    }
   });
 });
