@@ -506,7 +506,7 @@ export class RandomXEngine extends EventEmitter {
   readonly flags: number;
   private readonly useLargePages: boolean;
   private readonly checkpointIntervalMs: number;
-  private readonly pool: Piscina;
+  private workerPool: Piscina | undefined;
   private readonly slots: Slots;
   private readonly resources = new Map<string, KeyResource>();
   private cacheOwner: KeyResource | undefined;
@@ -527,12 +527,20 @@ export class RandomXEngine extends EventEmitter {
     this.checkpointIntervalMs = options.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS;
     this.flags = native().getFlags();
     this.slots = new Slots(this.threads);
-    this.pool = new Piscina({
+  }
+
+  /**
+   * The pool, started on first use so an idle daemon carries no worker threads: one worker
+   * per hashing thread and one more for quick Hash calls, all kept for the daemon's life.
+   */
+  private get pool(): Piscina {
+    this.workerPool ??= new Piscina({
       filename: path.join(__dirname, 'worker.js'),
       minThreads: this.threads + 1,
       maxThreads: this.threads + 1,
       concurrentTasksPerWorker: 1,
     });
+    return this.workerPool;
   }
 
   properties(): EngineProperties {
@@ -775,7 +783,7 @@ export class RandomXEngine extends EventEmitter {
     this.closed = true;
     for (const scan of this.activeScans) scan.cancel();
     if (this.meterTimer) clearInterval(this.meterTimer);
-    await this.pool.destroy();
+    await this.workerPool?.destroy();
     // Workers are gone, so no VM can touch the memory any more.
     for (const resource of this.resources.values()) this.free(resource);
     this.resources.clear();
