@@ -309,13 +309,62 @@ interface Lease {
   release: () => void;
 }
 
+/** A job's control word, shared with its workers: cancel, stop (job switch) and pause. */
+class JobControl {
+  private readonly word = new Int32Array(new SharedArrayBuffer(4));
+  private cancelled = false;
+  private stopped = false;
+
+  constructor(private paused: boolean) {
+    this.update();
+  }
+
+  get buffer(): SharedArrayBuffer {
+    return this.word.buffer as SharedArrayBuffer;
+  }
+
+  cancel(): void {
+    this.cancelled = true;
+    this.update();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.update();
+  }
+
+  /** Cancel wins over stop, stop over pause, so a late Resume never restarts stopped workers. */
+  private update(): void {
+    let state: number = Control.RUN;
+    if (this.cancelled) state = Control.CANCEL;
+    else if (this.stopped) state = Control.STOP;
+    else if (this.paused) state = Control.PAUSE;
+    Atomics.store(this.word, 0, state);
+    Atomics.notify(this.word, 0);
+  }
+
+  /** Pass a job's cancel and pause on to the workers until `work` settles. */
+  async follow<T>(hooks: JobHooks, work: Promise<T>): Promise<T> {
+    const onAbort = (): void => this.cancel();
+    hooks.signal.addEventListener('abort', onAbort, { once: true });
+    if (hooks.signal.aborted) this.cancel();
+    const unsubscribe = hooks.onPauseChange((paused) => {
+      this.paused = paused;
+      this.update();
+    });
+    try {
+      return await work;
+    } finally {
+      unsubscribe();
+      hooks.signal.removeEventListener('abort', onAbort);
+    }
+  }
+}
+
 /** One scan (search or benchmark) of a nonce range across some workers of the pool. */
 class ScanRun {
-  private readonly control = new Int32Array(new SharedArrayBuffer(4));
+  readonly control: JobControl;
   private readonly watermarks: number[];
-  private stopped = false;
-  private cancelledRun = false;
-  private paused = false;
   readonly done: Promise<void>;
 
   constructor(
@@ -326,8 +375,7 @@ class ScanRun {
     paused: boolean,
     onReport: (report: ScanReport) => void,
   ) {
-    this.paused = paused;
-    this.update();
+    this.control = new JobControl(paused);
     const counter = new BigInt64Array(new SharedArrayBuffer(8));
     counter[0] = BigInt(start);
     this.watermarks = new Array<number>(workers).fill(start);
@@ -345,7 +393,7 @@ class ScanRun {
       const message: ScanRequest = {
         ...request,
         counter: counter.buffer as SharedArrayBuffer,
-        control: this.control.buffer as SharedArrayBuffer,
+        control: this.control.buffer,
         port: port2,
       };
       const task = pool.run(message, { transferList: [port2] }) as Promise<number>;
@@ -355,7 +403,7 @@ class ScanRun {
           (e: unknown) => {
             port1.close();
             // One worker failed: stop its siblings, then fail the job.
-            this.cancel();
+            this.control.cancel();
             throw workerFailure(e);
           },
         ),
@@ -373,41 +421,11 @@ class ScanRun {
   }
 
   stop(): void {
-    this.stopped = true;
-    this.update();
+    this.control.stop();
   }
 
   cancel(): void {
-    this.cancelledRun = true;
-    this.update();
-  }
-
-  setPaused(paused: boolean): void {
-    this.paused = paused;
-    this.update();
-  }
-
-  private update(): void {
-    let state: number = Control.RUN;
-    if (this.cancelledRun) state = Control.CANCEL;
-    else if (this.stopped) state = Control.STOP;
-    else if (this.paused) state = Control.PAUSE;
-    Atomics.store(this.control, 0, state);
-    Atomics.notify(this.control, 0);
-  }
-
-  /** Wire a job's cancel and pause to this scan, for the scan's lifetime. */
-  async follow(hooks: JobHooks): Promise<void> {
-    const onAbort = (): void => this.cancel();
-    hooks.signal.addEventListener('abort', onAbort, { once: true });
-    if (hooks.signal.aborted) this.cancel();
-    const unsubscribe = hooks.onPauseChange((paused) => this.setPaused(paused));
-    try {
-      await this.done;
-    } finally {
-      unsubscribe();
-      hooks.signal.removeEventListener('abort', onAbort);
-    }
+    this.control.cancel();
   }
 }
 
@@ -805,7 +823,7 @@ export class RandomXEngine extends EventEmitter {
   private async follow(scan: ScanRun, hooks: JobHooks): Promise<void> {
     this.activeScans.add(scan);
     try {
-      await scan.follow(hooks);
+      await scan.control.follow(hooks, scan.done);
     } finally {
       this.activeScans.delete(scan);
     }
@@ -831,24 +849,7 @@ export class RandomXEngine extends EventEmitter {
     offsets[inputs.length] = at;
     const output = new Uint8Array(new SharedArrayBuffer(HASH_SIZE * inputs.length));
     const counters = new Int32Array(new SharedArrayBuffer(8));
-    const control = new Int32Array(new SharedArrayBuffer(4));
-    let paused = hooks.paused;
-    let stop = false;
-    const update = (): void => {
-      const state = stop ? Control.CANCEL : paused ? Control.PAUSE : Control.RUN;
-      Atomics.store(control, 0, state);
-      Atomics.notify(control, 0);
-    };
-    update();
-    const onAbort = (): void => {
-      stop = true;
-      update();
-    };
-    hooks.signal.addEventListener('abort', onAbort, { once: true });
-    const unsubscribe = hooks.onPauseChange((p) => {
-      paused = p;
-      update();
-    });
+    const control = new JobControl(hooks.paused);
     let reported = 0;
     const report = (): void => {
       const done = Atomics.load(counters, 1);
@@ -866,17 +867,18 @@ export class RandomXEngine extends EventEmitter {
         offsets: offsets.buffer as SharedArrayBuffer,
         output: output.buffer as SharedArrayBuffer,
         counters: counters.buffer as SharedArrayBuffer,
-        control: control.buffer as SharedArrayBuffer,
+        control: control.buffer,
         fault,
       };
-      const results = await Promise.allSettled(
-        Array.from({ length: threads }, () => this.run(request)),
+      const runs = Array.from({ length: threads }, () =>
+        this.run(request).catch((e: unknown) => {
+          control.cancel(); // one worker failed: stop its siblings, then fail the job
+          throw e;
+        }),
       );
+      const results = await control.follow(hooks, Promise.allSettled(runs));
       const failure = results.find((r) => r.status === 'rejected');
-      if (failure) {
-        onAbort();
-        throw (failure as PromiseRejectedResult).reason;
-      }
+      if (failure) throw (failure as PromiseRejectedResult).reason;
       if (hooks.signal.aborted) throw cancelled();
       const hashed = results.reduce(
         (sum, r) => sum + (r.status === 'fulfilled' ? (r.value as HashBatchReply).hashed : 0),
@@ -893,8 +895,6 @@ export class RandomXEngine extends EventEmitter {
       return { hashes, mode: binding.mode, threads, hashRate: inputs.length / seconds };
     } finally {
       clearInterval(timer);
-      unsubscribe();
-      hooks.signal.removeEventListener('abort', onAbort);
     }
   }
 
