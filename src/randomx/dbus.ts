@@ -12,9 +12,6 @@ import type { Json } from '../tasks/types';
 import { RandomXEngine, type EngineOptions } from './engine';
 import { BATCH_KIND, BENCHMARK_KIND, SEARCH_KIND, randomxKinds } from './tasks';
 import {
-  checkBlob,
-  checkDifficulty,
-  checkKey,
   checkMode,
   checkOptionNames,
   checkRange,
@@ -88,7 +85,7 @@ export const randomXInterface: InterfaceSpec<RandomXService> = {
           svc,
           BATCH_KIND,
           {
-            key: hex(checkKey(toBytes(key, 'key'))),
+            key: hex(toBytes(key, 'key')),
             inputs: list,
             ...jobOptions(svc.engine, options),
           },
@@ -110,8 +107,6 @@ export const randomXInterface: InterfaceSpec<RandomXService> = {
         const uid = await ctx.caller.requirePrivileged('start RandomX jobs');
         const options = unwrapDict(rawOptions);
         checkOptionNames(options, ['start_nonce', 'count', 'mode', 'threads']);
-        const blobBytes = toBytes(blob, 'blob');
-        checkBlob(blobBytes, nonceOffset as number);
         const startNonce = optionalU32(options.start_nonce, 'start_nonce') ?? 0;
         const count = checkRange(
           startNonce,
@@ -121,10 +116,10 @@ export const randomXInterface: InterfaceSpec<RandomXService> = {
           svc,
           SEARCH_KIND,
           {
-            key: hex(checkKey(toBytes(key, 'key'))),
-            blob: hex(blobBytes),
+            key: hex(toBytes(key, 'key')),
+            blob: hex(toBytes(blob, 'blob')),
             nonce_offset: nonceOffset as number,
-            difficulty: checkDifficulty(difficulty).toString(),
+            difficulty: String(difficulty),
             start_nonce: startNonce,
             count,
             ...jobOptions(svc.engine, options),
@@ -149,7 +144,7 @@ export const randomXInterface: InterfaceSpec<RandomXService> = {
           BENCHMARK_KIND,
           {
             nonces: nonces as number,
-            key: options.key === undefined ? null : hex(checkKey(toBytes(options.key, 'key'))),
+            key: options.key === undefined ? null : hex(toBytes(options.key, 'key')),
             ...jobOptions(svc.engine, options),
           },
           uid,
