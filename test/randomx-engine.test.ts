@@ -24,6 +24,8 @@ const OFFSET = 39;
 const DIFFICULTY = 4n;
 /** Nonces 0..ORACLE-1 of BLOB, hashed once through HashBatch: the independent answer key. */
 const ORACLE = 120;
+/** The engine's cap on answers kept by one search (LIMITS.maxFound in the daemon). */
+const MAX_FOUND = 60;
 
 let engine: RandomXEngine;
 let oracle: Buffer[];
@@ -64,7 +66,7 @@ function expectFoundMatchesOracle(result: SearchResult | SearchState, from: numb
 }
 
 beforeAll(async () => {
-  engine = new RandomXEngine({ threads: 2, checkpointIntervalMs: 300 });
+  engine = new RandomXEngine({ threads: 2, checkpointIntervalMs: 300, maxFound: MAX_FOUND });
   const inputs = Array.from({ length: ORACLE }, (_, n) => withNonce(BLOB, OFFSET, n));
   oracle = (await engine.hashBatch(KEY, inputs, { mode: 'light', threads: 2 }, new TestJob()))
     .hashes;
@@ -154,6 +156,19 @@ describe('search', () => {
     const hard = 1n << 40n;
     const strict = await engine.search(params({ difficulty: hard, count: 8 }), new TestJob()).run();
     expect(strict.found.map((f) => f.nonce)).toEqual(accepted(0, 8, hard));
+  });
+
+  it('ends early, marked truncated, once it holds the most answers it may keep', async () => {
+    const result = await engine
+      .search(params({ difficulty: 1n, count: 1_000_000 }), new TestJob())
+      .run();
+    expect(result.truncated).toBe(true);
+    expect(result.found.map((f) => f.nonce)).toEqual(
+      Array.from({ length: MAX_FOUND }, (_, n) => n),
+    );
+    expect(result.nextNonce).toBe(MAX_FOUND);
+    for (const f of result.found.slice(0, ORACLE))
+      expect(f.hash.equals(oracle[f.nonce])).toBe(true);
   });
 
   it('stops every worker on cancel', async () => {

@@ -35,7 +35,7 @@ import {
   type ScanRequest,
   type WorkerRequest,
 } from './protocol';
-import { checkBatch, checkInput, checkKey, targetOf } from './validate';
+import { LIMITS, checkBatch, checkInput, checkKey, targetOf } from './validate';
 
 /** What a long job sees of its task; a TaskContext satisfies it. */
 export interface JobHooks {
@@ -55,6 +55,8 @@ export interface EngineOptions {
   largePages?: boolean;
   /** How often a running search checkpoints (default 2 s; the promise is at least every 5 s). */
   checkpointIntervalMs?: number;
+  /** Answers a search keeps before it ends early with `truncated` (default LIMITS.maxFound). */
+  maxFound?: number;
 }
 
 export interface JobOptions {
@@ -110,6 +112,8 @@ export interface SearchHooks extends JobHooks {
 }
 
 export interface SearchResult extends SearchState {
+  /** The search stopped early because it had found maxFound answers. */
+  truncated: boolean;
   mode: Mode;
   threads: number;
   hashRate: number;
@@ -524,6 +528,7 @@ export class RandomXEngine extends EventEmitter {
   readonly flags: number;
   private readonly useLargePages: boolean;
   private readonly checkpointIntervalMs: number;
+  private readonly maxFound: number;
   private workerPool: Piscina | undefined;
   private readonly slots: Slots;
   private readonly resources = new Map<string, KeyResource>();
@@ -543,6 +548,7 @@ export class RandomXEngine extends EventEmitter {
     this.defaultMode = options.defaultMode ?? 'light';
     this.useLargePages = options.largePages ?? true;
     this.checkpointIntervalMs = options.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS;
+    this.maxFound = options.maxFound ?? LIMITS.maxFound;
     this.flags = native().getFlags();
     this.slots = new Slots(this.threads);
   }
@@ -709,12 +715,16 @@ export class RandomXEngine extends EventEmitter {
     this.jobStarted();
     const started = performance.now();
     let hashesThisRun = 0;
+    /** Set once `found` reached maxFound: the search ends there rather than grow without bound. */
+    let truncated = false;
     try {
       for (;;) {
         const next = session.takePending();
         if (next) {
           for (const [nonce, hash] of found)
             state.superseded.push({ nonce, hash, job: state.jobIndex });
+          // Bounded like `found`: the most recent answers of earlier jobs.
+          state.superseded.splice(0, Math.max(0, state.superseded.length - this.maxFound));
           found.clear();
           state.job = next;
           state.jobIndex++;
@@ -749,6 +759,10 @@ export class RandomXEngine extends EventEmitter {
               this.meter.add(report.hashes);
               for (const [nonce, hash] of report.found) found.set(nonce, Buffer.from(hash));
               hooks.progress(Math.min(base + done, params.count), params.count);
+              if (found.size >= this.maxFound && !truncated) {
+                truncated = true;
+                scan.stop();
+              }
             },
           );
           session.attach(scan);
@@ -762,6 +776,14 @@ export class RandomXEngine extends EventEmitter {
             clearInterval(timer);
             session.attach(undefined);
             state.nextNonce = scan.nextNonce();
+            if (truncated) {
+              // Keep the lowest maxFound answers; resume after the last one kept, so that
+              // every nonce below nextNonce is hashed and its answers are all in `found`.
+              const kept = [...found.keys()].sort((a, b) => a - b).slice(0, this.maxFound);
+              const last = kept[kept.length - 1];
+              for (const nonce of [...found.keys()]) if (nonce > last) found.delete(nonce);
+              state.nextNonce = Math.min(state.nextNonce, last + 1);
+            }
             // Stopped by a daemon shutdown (or cancel): keep the freshest resume point.
             if (hooks.signal.aborted) hooks.checkpoint(snapshot(state.nextNonce));
           }
@@ -769,11 +791,12 @@ export class RandomXEngine extends EventEmitter {
           lease.release();
         }
         if (hooks.signal.aborted) throw cancelled();
-        if (!session.hasPending()) break;
+        if (truncated || !session.hasPending()) break;
       }
       const seconds = (performance.now() - started) / 1000;
       return {
         ...snapshot(state.nextNonce),
+        truncated,
         mode: params.mode,
         threads,
         hashRate: seconds > 0 ? hashesThisRun / seconds : 0,

@@ -151,6 +151,7 @@ function searchResult(result: SearchResult): TypedDict {
       result.superseded.map((f) => [f.job, f.nonce, f.hash]),
     ),
     job: typed.u(result.jobIndex),
+    truncated: typed.b(result.truncated),
     next_nonce: typed.t(result.nextNonce),
     hashes: typed.t(result.hashes),
     hashrate: typed.d(result.hashRate),

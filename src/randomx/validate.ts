@@ -18,6 +18,8 @@ export const LIMITS = {
   maxBlobBytes: 4096,
   /** Nonces of one Benchmark. */
   maxBenchmarkNonces: 10_000_000,
+  /** Answers one Search keeps; it ends early (result `truncated`) once it has this many. */
+  maxFound: 10_000,
 } as const;
 
 export const NONCE_SPACE = 2 ** 32;
