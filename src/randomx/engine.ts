@@ -27,7 +27,6 @@ import {
   type Binding,
   type Fault,
   type HashBatchReply,
-  type InfoReply,
   type InitCacheReply,
   type InitDatasetReply,
   type Mode,
@@ -812,11 +811,6 @@ export class RandomXEngine extends EventEmitter {
     return [...this.resources.values()]
       .filter((r) => r.cache !== 0)
       .map((r) => ({ key: r.key.toString('hex'), dataset: r.dataset !== 0 }));
-  }
-
-  /** Identify the thread and VM a quick task lands on (tests use it to see workers replaced). */
-  async workerInfo(): Promise<InfoReply> {
-    return (await this.run({ op: 'info' })) as InfoReply;
   }
 
   async close(): Promise<void> {

@@ -107,18 +107,5 @@ export interface ScanReport {
   final: boolean;
 }
 
-export interface InfoRequest {
-  op: 'info';
-}
-export interface InfoReply {
-  threadId: number;
-  vmSerial: number;
-}
-
 export type WorkerRequest =
-  | InitCacheRequest
-  | InitDatasetRequest
-  | HashRequest
-  | HashBatchRequest
-  | ScanRequest
-  | InfoRequest;
+  InitCacheRequest | InitDatasetRequest | HashRequest | HashBatchRequest | ScanRequest;

@@ -3,7 +3,6 @@
  * shares. Long loops check the job's control word between hashes (cancel, stop, pause with
  * Atomics.wait so a paused job uses no CPU) and flush progress about every 100 ms.
  */
-import { threadId } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { Flag, HASH_SIZE, native, type Address } from './native';
 import {
@@ -14,7 +13,6 @@ import {
   type HashBatchReply,
   type HashBatchRequest,
   type HashRequest,
-  type InfoReply,
   type InitCacheReply,
   type InitCacheRequest,
   type InitDatasetReply,
@@ -210,10 +208,6 @@ function scan(req: ScanRequest): number {
   }
 }
 
-function info(): InfoReply {
-  return { threadId, vmSerial };
-}
-
 export default function handle(req: WorkerRequest): unknown {
   switch (req.op) {
     case 'initCache':
@@ -226,7 +220,5 @@ export default function handle(req: WorkerRequest): unknown {
       return hashBatch(req);
     case 'scan':
       return scan(req);
-    case 'info':
-      return info();
   }
 }
