@@ -72,6 +72,10 @@ describe('RandomX fast mode over D-Bus', () => {
       (m) => m.path === task && m.body[2] === items && (m.body[1] as bigint) > 0n,
     );
     expect(datasetProgress.length).toBeGreaterThan(1);
+    // Building the dataset fills the first half of Progress, hashing the rest.
+    const datasetShare = Math.max(...datasetProgress.map((m) => m.body[0] as number));
+    expect(datasetShare).toBeGreaterThan(0);
+    expect(datasetShare).toBeLessThanOrEqual(0.5);
     expect(changes.count((m) => changed(m, RX_PATH, 'DatasetState', 'initializing'))).toBe(1);
     expect(changes.count((m) => changed(m, RX_PATH, 'DatasetState', 'ready'))).toBe(1);
 

@@ -42,8 +42,14 @@ export interface JobHooks {
   readonly paused: boolean;
   onPauseChange(listener: (paused: boolean) => void): () => void;
   progress(done: number | bigint, total?: number | bigint): void;
-  setPhase(phase: string, total?: number | bigint): void;
+  setPhase(phase: string, total?: number | bigint, share?: number): void;
 }
+
+/**
+ * The part of a fast job's Progress given to building its dataset (about as long as hashing a
+ * few thousand nonces on this kind of machine); hashing fills the rest.
+ */
+const DATASET_PROGRESS_SHARE = 0.5;
 
 export interface EngineOptions {
   /** Workers for long jobs (the `Threads` property); the pool has one more for quick `Hash`. */
@@ -986,7 +992,7 @@ export class RandomXEngine extends EventEmitter {
     if (resource.datasetState === 'ready') return;
     if (!hooks) throw new VigilError('Failed', 'fast mode needs a task');
     const items = native().datasetItemCount();
-    hooks.setPhase('dataset', items);
+    hooks.setPhase('dataset', items, DATASET_PROGRESS_SHARE);
     if (!resource.build) resource.build = this.startBuild(resource, threads, items);
     await resource.build.join(hooks);
   }

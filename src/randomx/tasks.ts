@@ -318,7 +318,7 @@ function searchHooks(ctx: TaskContext): SearchHooks {
     },
     onPauseChange: (listener) => ctx.onPauseChange(listener),
     progress: (done, total) => ctx.progress(done, total),
-    setPhase: (phase, total) => ctx.setPhase(phase, total),
+    setPhase: (phase, total, share) => ctx.setPhase(phase, total, share),
     checkpoint: (state) => ctx.checkpoint(stateToJson(state)),
   };
 }

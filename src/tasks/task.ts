@@ -79,6 +79,9 @@ export class Task extends EventEmitter<TaskEvents> {
   private readonly pauseListeners = new Set<(paused: boolean) => void>();
   private resumeWaiters: (() => void)[] = [];
   private readonly waiters: { resolve: (r: TypedDict) => void; reject: (e: Error) => void }[] = [];
+  /** Progress when the current phase began, and the part of the whole that it fills. */
+  private phaseBase = 0;
+  private phaseShare = 1;
   private dirty = new Set<TaskProperty>();
   private progressDirty = false;
   private flushTimer: NodeJS.Timeout | undefined;
@@ -250,7 +253,9 @@ export class Task extends EventEmitter<TaskEvents> {
   // ---- what the job sees ----
 
   readonly context: TaskContext = ((task: Task): TaskContext => ({
-    id: task.id,
+    get id() {
+      return task.id;
+    },
     signal: task.abort.signal,
     get paused() {
       return task.state === 'paused';
@@ -262,8 +267,9 @@ export class Task extends EventEmitter<TaskEvents> {
     },
     progress: (done, total) =>
       task.reportProgress(Number(done), total === undefined ? undefined : Number(total)),
-    setPhase: (phase, total) =>
-      task.setPhase(phase, total === undefined ? undefined : Number(total)),
+    setPhase: (phase, total, share) =>
+      task.setPhase(phase, total === undefined ? undefined : Number(total), share),
+
     checkpoint: (data) => {
       task.checkpointData = data;
       task.emit('checkpoint', data);
@@ -300,11 +306,14 @@ export class Task extends EventEmitter<TaskEvents> {
     this.updateDerived();
   }
 
-  private setPhase(phase: string, total?: number): void {
+  private setPhase(phase: string, total?: number, share?: number): void {
     if (this.isFinal) return;
     this.phase = phase;
     this.mark('Phase');
     if (total !== undefined) {
+      const left = 1 - this.progress;
+      this.phaseBase = this.progress;
+      this.phaseShare = share === undefined ? left : Math.min(left, Math.max(0, share));
       this.total = total;
       this.done = 0;
       this.rateWindow.reset();
@@ -322,7 +331,8 @@ export class Task extends EventEmitter<TaskEvents> {
     }
     if (valid) {
       // Progress never goes back, even when a new phase restarts Done.
-      const p = Math.min(1, Math.max(this.progress, this.done / this.total));
+      const fraction = Math.min(1, this.done / this.total);
+      const p = Math.min(1, Math.max(this.progress, this.phaseBase + this.phaseShare * fraction));
       if (p !== this.progress) {
         this.progress = p;
         this.mark('Progress');

@@ -36,8 +36,12 @@ export interface TaskContext {
   onPauseChange(listener: (paused: boolean) => void): () => void;
   /** Work done so far (monotonic; smaller values are ignored) and, optionally, a new total. */
   progress(done: number | bigint, total?: number | bigint): void;
-  /** A named phase such as `dataset` or `hashing`; may reset the done/total counters for it. */
-  setPhase(phase: string, total?: number | bigint): void;
+  /**
+   * A named phase such as `dataset` or `hashing`. With `total`, Done/Total restart for the
+   * phase, which then fills `share` of the task's Progress (default: all that is left), so
+   * Progress keeps rising across phases instead of sticking at 1 after the first.
+   */
+  setPhase(phase: string, total?: number | bigint, share?: number): void;
   /** Persist resumable state (e.g. next nonce); kinds with `resume` are restarted from it. */
   checkpoint(data: Json): void;
   /** The last checkpoint of a previous run of this same task, after a daemon restart. */

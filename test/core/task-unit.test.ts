@@ -71,3 +71,30 @@ test('owner checks, wrong states and queue order', async () => {
   expect(() => a.cancel(1000)).toThrow(/completed/);
   expect(m.history(10).map((r) => r.id)).toEqual([a.id, b.id]);
 });
+
+test('Progress rises across phases: each phase fills its share, never going back', async () => {
+  const m = manager();
+  const seen: number[] = [];
+  const twoPhases: TaskKind = {
+    name: 'two-phases',
+    unit: 'items',
+    cancelable: true,
+    async run(ctx) {
+      ctx.setPhase('prepare', 10, 0.25);
+      for (let i = 1; i <= 10; i++) ctx.progress(i);
+      await tick();
+      seen.push(m.find(ctx.id).progress);
+      ctx.setPhase('work', 4);
+      ctx.progress(2);
+      seen.push(m.find(ctx.id).progress);
+      ctx.progress(4);
+      return {};
+    },
+  };
+  m.registerKind(twoPhases);
+  const task = m.submit('two-phases', {}, 1000);
+  await task.wait();
+  expect(seen).toEqual([0.25, 0.625]);
+  expect(task.progress).toBe(1);
+  expect(task.phase).toBe('work');
+});
