@@ -2,8 +2,10 @@
  * The RandomX engine without a bus, in light mode: real worker threads on real librandomx.
  * Every search answer is checked against hashes computed independently through HashBatch.
  */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import { VigilError } from '../src/core/errors';
 import {
   RandomXEngine,
@@ -340,4 +342,40 @@ describe('large pages', () => {
       expect(engine.properties().features).not.toContain('large-pages');
     }
   });
+});
+
+describe('close', () => {
+  it('waits for the workers before freeing a dataset they are still building', () => {
+    // In a child process: freeing the dataset under a worker is a segfault, not an exception.
+    const script = `
+      const { RandomXEngine } = require(${JSON.stringify(path.join(__dirname, '../src/randomx/engine'))});
+      const { TestJob } = require(${JSON.stringify(path.join(__dirname, 'randomx/harness'))});
+      (async () => {
+        const engine = new RandomXEngine({ threads: 2 });
+        const job = new TestJob();
+        engine
+          .hashBatch(Buffer.from('close race'), [Buffer.from('x')], { mode: 'fast', threads: 2 }, job)
+          .catch(() => {});
+        while (!(job.phases.some(([p]) => p === 'dataset') && job.done > 0)) {
+          await new Promise((r) => setTimeout(r, 5));
+        }
+        if (process.argv[1] === 'cancel') job.cancel();
+        await engine.close();
+        await new Promise((r) => setTimeout(r, 500));
+        process.stdout.write('closed');
+      })();
+    `;
+    for (const how of ['close', 'cancel']) {
+      const child = spawnSync(process.execPath, ['-e', script, how], {
+        encoding: 'utf8',
+        timeout: 50000,
+      });
+      expect({ how, signal: child.signal, status: child.status, out: child.stdout }).toEqual({
+        how,
+        signal: null,
+        status: 0,
+        out: 'closed',
+      });
+    }
+  }, 60000);
 });

@@ -1051,8 +1051,10 @@ export class RandomXEngine extends EventEmitter {
         resource.datasetState = 'ready';
       })
       .catch((e: unknown) => {
-        // Every part has returned, so no worker still writes to the dataset (close() may
-        // have freed it already, once the pool was gone).
+        // Closing rejects the parts while their threads may still be inside
+        // randomx_init_dataset: close() frees the dataset itself once the threads are gone.
+        if (this.closed) throw e;
+        // Every part has returned, so no worker still writes to the dataset.
         if (resource.dataset !== 0) native().releaseDataset(resource.dataset);
         resource.dataset = 0;
         resource.datasetLargePages = false;
@@ -1084,6 +1086,8 @@ export class RandomXEngine extends EventEmitter {
 
   /** Free what no job uses and no longer belongs to the current key. */
   private sweep(): void {
+    // While closing, workers may still be running; close() frees everything after them.
+    if (this.closed) return;
     for (const resource of [...this.resources.values()]) {
       if (resource.refs > 0 || resource.build) continue;
       if (resource !== this.cacheOwner && resource !== this.datasetOwner) {
