@@ -344,6 +344,31 @@ describe('large pages', () => {
   });
 });
 
+describe('fast-mode dataset', () => {
+  it('is built anew for a job that comes while a cancelled build winds down', async () => {
+    const key = Buffer.from('rebuild after cancel');
+    const options = { mode: 'fast' as const, threads: 2 };
+    const first = new TestJob();
+    const cancelledRun = engine.hashBatch(key, [BLOB], options, first);
+    while (!(first.phases.some(([p]) => p === 'dataset') && first.done > 0)) await sleep(5);
+    first.cancel();
+    expect((await rejection(cancelledRun)).code).toBe('Cancelled');
+
+    // Same key at once: it must not inherit the cancellation of the build it found.
+    const second = new TestJob();
+    let outcome = 'running';
+    const secondRun = engine.hashBatch(key, [BLOB], options, second);
+    secondRun.then(
+      () => (outcome = 'completed'),
+      (e: unknown) => (outcome = `failed: ${(e as Error).message}`),
+    );
+    await Promise.race([second.reached(1), secondRun.catch(() => {})]);
+    expect(outcome).toBe('running');
+    second.cancel();
+    expect((await rejection(secondRun)).code).toBe('Cancelled');
+  }, 60000);
+});
+
 describe('close', () => {
   it('waits for the workers before freeing a dataset they are still building', () => {
     // In a child process: freeing the dataset under a worker is a segfault, not an exception.

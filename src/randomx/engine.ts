@@ -251,6 +251,11 @@ class DatasetBuild {
 
   constructor(readonly items: number) {}
 
+  /** Every waiter left: the workers are stopping and the build will fail as cancelled. */
+  get abandoned(): boolean {
+    return Atomics.load(this.control, 0) === Control.CANCEL;
+  }
+
   /** Wait for the build as one job: its progress, pause and cancel count towards the build. */
   async join(hooks: JobHooks): Promise<void> {
     this.waiters.add(hooks);
@@ -989,8 +994,17 @@ export class RandomXEngine extends EventEmitter {
     threads: number,
     hooks: JobHooks | undefined,
   ): Promise<void> {
+    if (!hooks) {
+      if (resource.datasetState === 'ready') return;
+      throw new VigilError('Failed', 'fast mode needs a task');
+    }
+    // A build whose jobs were all cancelled is winding down: let it end, then build anew,
+    // rather than join it and fail as cancelled.
+    while (resource.build?.abandoned) {
+      await resource.build.promise.catch(() => {});
+      if (hooks.signal.aborted) throw cancelled();
+    }
     if (resource.datasetState === 'ready') return;
-    if (!hooks) throw new VigilError('Failed', 'fast mode needs a task');
     const items = native().datasetItemCount();
     hooks.setPhase('dataset', items, DATASET_PROGRESS_SHARE);
     if (!resource.build) resource.build = this.startBuild(resource, threads, items);
