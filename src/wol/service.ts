@@ -424,7 +424,9 @@ export class WolService extends EventEmitter<ServiceEvents> {
       );
       this.store?.saveStats(host.spec.name, host.status);
     } catch (e) {
-      this.failed.set(decision, messageOf(e));
+      // Only a manual wake has a caller to tell (wake() takes the entry); an ARP-caused one
+      // kept here would stay forever, one per failed send.
+      if (decision.reason === 'manual') this.failed.set(decision, messageOf(e));
       this.log.error(`Wake-on-LAN: cannot wake ${host.spec.name}: ${messageOf(e)}`);
     }
   }

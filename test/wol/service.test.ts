@@ -1,0 +1,67 @@
+/**
+ * The Wake-on-LAN service with stub I/O: no capture, no socket, nothing leaves the process.
+ */
+import { parseIpv4, parseMac } from '../../src/wol/addresses';
+import { arpFrame } from '../../src/wol/frames';
+import type { MagicSender } from '../../src/wol/io';
+import { WolService, type WolIo } from '../../src/wol/service';
+
+const quiet = { info: () => {}, warning: () => {}, error: () => {}, debug: () => {} };
+
+describe('WolService', () => {
+  it('keeps nothing for ARP-caused wakes whose magic packet could not be sent', async () => {
+    let clock = 1_000_000;
+    const io: WolIo = {
+      canCapture: () => false,
+      openCapture: () => {
+        throw new Error('no capture in this test');
+      },
+      createSender: () =>
+        ({
+          start: async () => {},
+          send: async () => {
+            throw new Error('lo has no IPv4 address to broadcast the magic packet from');
+          },
+          close: () => {},
+        }) as unknown as MagicSender,
+      createPinger: () => undefined,
+    };
+    const service = new WolService({
+      log: quiet,
+      io,
+      now: () => clock,
+      configHosts: [
+        {
+          name: 'sleeper',
+          mac: '02:00:00:00:00:0a',
+          ip: '10.9.0.10',
+          interface: 'lo',
+          onlyFrom: [],
+          timeout: 1,
+          cooldown: 0,
+          source: 'config',
+        },
+      ],
+    });
+    await service.start();
+    clock += 2000;
+    service.watcher.tick(); // not seen within its timeout: offline
+    const request = arpFrame({
+      op: 'request',
+      sourceMac: parseMac('02:00:00:00:00:0b')!,
+      senderIp: parseIpv4('10.9.0.11')!,
+      targetIp: parseIpv4('10.9.0.10')!,
+    });
+    for (let i = 0; i < 50; i++) {
+      clock += 10;
+      expect(service.watcher.handleFrame('lo', request).kind).toBe('wake');
+    }
+    await new Promise((r) => setImmediate(r));
+    expect((service as unknown as { failed: Map<unknown, string> }).failed.size).toBe(0);
+
+    // A manual wake still reports its failure to the caller.
+    await expect(service.wake('sleeper')).rejects.toThrow(/cannot send the magic packet/);
+    expect((service as unknown as { failed: Map<unknown, string> }).failed.size).toBe(0);
+    service.stop();
+  });
+});
