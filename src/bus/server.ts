@@ -216,10 +216,21 @@ export class ObjectServer {
     }
     let work: Promise<void>;
     try {
-      work = this.route(msg).then(
-        ([sig, body]) => reply(Message.newMethodReturn(msg, sig, body)),
-        fail,
-      );
+      work = this.route(msg).then(([sig, body]) => {
+        // The bus daemon drops a connection that sends a message over its limit: the whole
+        // daemon would go, not just this call.
+        if (wireSizeBound(body) > MAX_MESSAGE_BYTES) {
+          fail(
+            new VigilError(
+              'LimitExceeded',
+              `the reply to ${msg.member ?? ''} would exceed the bus message size limit ` +
+                `(${MAX_MESSAGE_BYTES / 2 ** 20} MiB); ask for less`,
+            ),
+          );
+          return;
+        }
+        reply(Message.newMethodReturn(msg, sig, body));
+      }, fail);
     } catch (e) {
       fail(e);
       return;
@@ -366,6 +377,27 @@ export class ObjectServer {
     parts.push('</node>');
     return parts.join('\n') + '\n';
   }
+}
+
+/** dbus-daemon's default max_message_size (system and session bus alike). */
+const MAX_MESSAGE_BYTES = 32 * 1024 * 1024;
+
+/** An upper bound of the marshalled size of a message body (padding and lengths included). */
+function wireSizeBound(value: unknown): number {
+  if (Buffer.isBuffer(value) || value instanceof Uint8Array) return 8 + value.length;
+  if (typeof value === 'string') return 9 + Buffer.byteLength(value);
+  if (value instanceof Variant) return 8 + value.signature.length + wireSizeBound(value.value);
+  if (Array.isArray(value)) {
+    let size = 8;
+    for (const v of value) size += 8 + wireSizeBound(v);
+    return size;
+  }
+  if (value !== null && typeof value === 'object') {
+    let size = 8;
+    for (const [k, v] of Object.entries(value)) size += 16 + wireSizeBound(k) + wireSizeBound(v);
+    return size;
+  }
+  return 8;
 }
 
 /** Below our root, a missing object is a task or host that does not exist (any more). */
