@@ -55,6 +55,7 @@ export class Daemon {
       maxRunning: o.maxRunning,
       retentionMs: o.retentionMs,
       maxQueuedPerUser: o.maxQueuedPerUser,
+      historyLimit: o.historyLimit,
       history: new TaskHistory(this.db),
     });
     this.tasks.registerKind(slowRandomKind);

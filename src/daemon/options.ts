@@ -6,6 +6,7 @@ import type { BusTarget } from '../bus/connection';
 import { messageOf } from '../core/errors';
 import { parseIni, type IniSection } from '../core/ini';
 import { LOG_LEVELS } from '../core/log';
+import { DEFAULT_HISTORY_LIMIT } from '../tasks/manager';
 
 export interface DaemonOptions {
   bus: BusTarget;
@@ -16,6 +17,7 @@ export interface DaemonOptions {
   maxRunning: number;
   retentionMs: number;
   maxQueuedPerUser: number;
+  historyLimit: number;
   /** Every section of the config file, for the capabilities to read their own. */
   config: IniSection[];
 }
@@ -107,6 +109,7 @@ export function parseDaemonOptions(argv: string[], env = process.env): DaemonOpt
     ),
     retentionMs: positiveInt(daemon.get('retention_seconds'), 'retention_seconds', 600) * 1000,
     maxQueuedPerUser: positiveInt(daemon.get('max_queued_per_user'), 'max_queued_per_user', 64),
+    historyLimit: positiveInt(daemon.get('history_limit'), 'history_limit', DEFAULT_HISTORY_LIMIT),
     config,
   };
 }

@@ -48,6 +48,7 @@ export class TaskHistory {
   private readonly recentStmt;
   private readonly unfinishedStmt;
   private readonly getStmt;
+  private readonly pruneStmt;
 
   constructor(db: StateDatabase) {
     db.exec(`CREATE TABLE IF NOT EXISTS tasks (
@@ -92,6 +93,20 @@ export class TaskHistory {
        ORDER BY created_time`,
     );
     this.getStmt = db.prepare('SELECT * FROM tasks WHERE id = ?');
+    this.pruneStmt = db.prepare(
+      `DELETE FROM tasks WHERE state IN ('completed', 'failed', 'cancelled', 'interrupted')
+       AND id NOT IN (SELECT id FROM tasks
+         WHERE state IN ('completed', 'failed', 'cancelled', 'interrupted')
+         ORDER BY finish_time DESC, created_time DESC LIMIT ?)`,
+    );
+  }
+
+  /**
+   * Keep the newest `keep` finished tasks; older ones are deleted so the database cannot grow
+   * without bound (anyone may start `slow` tasks). Run now and then, not on every save.
+   */
+  prune(keep: number): number {
+    return this.pruneStmt.run(keep).changes;
   }
 
   save(r: TaskRecord): void {

@@ -6,6 +6,8 @@ import type { TaskHistory, TaskRecord } from './history';
 import { Task } from './task';
 import type { Json, TaskKind } from './types';
 
+export const DEFAULT_HISTORY_LIMIT = 10000;
+
 export interface TaskManagerOptions {
   /** How many tasks run at once; the rest wait in the queue. */
   maxRunning: number;
@@ -13,6 +15,8 @@ export interface TaskManagerOptions {
   retentionMs: number;
   /** Unfinished tasks (queued, running or paused) one UID may have at once. */
   maxQueuedPerUser: number;
+  /** Finished tasks the history keeps; older records are pruned. */
+  historyLimit?: number;
   history: TaskHistory;
   now?: () => number;
 }
@@ -176,6 +180,7 @@ export class TaskManager extends EventEmitter<TaskManagerEvents> {
       this.options.history.saveCheckpoint(task.id, data, task.done, task.progress);
     });
     task.once('finished', () => {
+      this.pruneHistoryNowAndThen();
       const queuedIndex = this.queue.indexOf(task);
       if (queuedIndex >= 0) this.queue.splice(queuedIndex, 1);
       this.active.delete(task);
@@ -184,6 +189,16 @@ export class TaskManager extends EventEmitter<TaskManagerEvents> {
       this.schedule();
     });
     this.emit('added', task);
+  }
+
+  private finishedSincePrune = 0;
+
+  private pruneHistoryNowAndThen(): void {
+    const keep = this.options.historyLimit ?? DEFAULT_HISTORY_LIMIT;
+    // Pruning scans the table, so do it once per hundredth of the limit, not per task.
+    if (++this.finishedSincePrune < Math.max(1, Math.floor(keep / 100))) return;
+    this.finishedSincePrune = 0;
+    this.options.history.prune(keep);
   }
 
   private retain(task: Task): void {

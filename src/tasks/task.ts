@@ -170,7 +170,10 @@ export class Task extends EventEmitter<TaskEvents> {
     if (this.isFinal) throw this.wrongState('cancel');
     if (this.state === 'cancelling') return;
     if (this.state === 'queued') {
-      this.finish('cancelled', {}, new VigilError('Cancelled', 'cancelled before it started'));
+      // Abort too, so whatever the kind set up for the task (e.g. early input) is released.
+      const reason = new VigilError('Cancelled', 'cancelled before it started');
+      this.abort.abort(reason);
+      this.finish('cancelled', {}, reason);
       return;
     }
     this.setState('cancelling');

@@ -7,11 +7,12 @@ import type { TaskKind } from '../../src/tasks/types';
 import { tempStateDir } from '../helpers/daemon';
 
 /** The task machinery without a bus: what the D-Bus layer translates. */
-function manager(maxRunning = 1): TaskManager {
+function manager(maxRunning = 1, historyLimit?: number): TaskManager {
   return new TaskManager({
     maxRunning,
     retentionMs: 60_000,
     maxQueuedPerUser: 10,
+    historyLimit,
     history: new TaskHistory(openStateDatabase(tempStateDir())),
   });
 }
@@ -97,4 +98,30 @@ test('Progress rises across phases: each phase fills its share, never going back
   expect(seen).toEqual([0.25, 0.625]);
   expect(task.progress).toBe(1);
   expect(task.phase).toBe('work');
+});
+
+test('history keeps the newest finished tasks up to its limit', async () => {
+  const m = manager(1, 5);
+  m.registerKind(chatty as TaskKind);
+  const ids: string[] = [];
+  for (let i = 0; i < 12; i++) {
+    const t = m.submit('chatty', { ms: 0 }, 1000);
+    ids.push(t.id);
+    await t.wait();
+  }
+  const kept = m.history(100).map((r) => r.id);
+  expect(kept.length).toBeGreaterThanOrEqual(5);
+  expect(kept.length).toBeLessThan(12);
+  expect(kept.slice(0, 5)).toEqual(ids.slice(-5).reverse());
+});
+
+test('cancelling a queued task aborts its signal, so a kind can release what it set up', async () => {
+  const m = manager(1);
+  m.registerKind(chatty as TaskKind);
+  const running = m.submit('chatty', { ms: 200 }, 1000);
+  const queued = m.submit('chatty', { ms: 10 }, 1000);
+  queued.cancel(1000);
+  expect(queued.context.signal.aborted).toBe(true);
+  expect(queued.state).toBe('cancelled');
+  await running.wait();
 });
