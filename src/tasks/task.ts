@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { VigilError, ERROR_PREFIX, isVigilError, messageOf } from '../core/errors';
+import { log } from '../core/log';
 import type { TypedDict } from '../core/typed';
 import type { TaskRecord } from './history';
 import { RateWindow } from './rate';
@@ -155,6 +156,9 @@ export class Task extends EventEmitter<TaskEvents> {
   /** Only the owner or root may steer a task. */
   authorize(uid: number, action: string): void {
     if (uid !== 0 && uid !== this.ownerUid) {
+      log.warning(
+        `access denied: uid ${uid} may not ${action} task ${this.id} of uid ${this.ownerUid}`,
+      );
       throw new VigilError(
         'AccessDenied',
         `only the owner (uid ${this.ownerUid}) or root may ${action} task ${this.id}`,

@@ -281,6 +281,10 @@ describe('owner checks', () => {
     }
     const r = await gdbusAs(NOBODY, ['-o', p, '-m', `${TASK}.Input`, '{}']);
     expect(r.out).toMatch(/AccessDenied/);
+    // Each refusal is logged with the caller's UID.
+    expect(daemon.output()).toMatch(
+      /access denied: uid 65534 may not cancel task [0-9a-f]+ of uid 0/,
+    );
     expect(await client.get(p, TASK, 'State')).toBe('running');
     // Anyone may read it and wait for it.
     const read = await gdbusAs(NOBODY, [
