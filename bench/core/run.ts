@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import * as dbus from '@particle/dbus-next';
 import { Message, type MessageBus } from '@particle/dbus-next';
+import { addMatch } from '../../src/bus/connection';
 import { startPrivateBus, type PrivateBus } from '../../test/helpers/bus';
 
 /**
@@ -79,17 +80,9 @@ async function connect(address: string): Promise<MessageBus> {
 
 /** Resolves with the monotonic time (ns) at which NAME gets an owner on `watcher`'s bus. */
 async function nameOwned(watcher: MessageBus): Promise<() => Promise<bigint>> {
-  await watcher.call(
-    new Message({
-      destination: 'org.freedesktop.DBus',
-      path: '/org/freedesktop/DBus',
-      interface: 'org.freedesktop.DBus',
-      member: 'AddMatch',
-      signature: 's',
-      body: [
-        `type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged',arg0='${NAME}'`,
-      ],
-    }),
+  await addMatch(
+    watcher,
+    `type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged',arg0='${NAME}'`,
   );
   const owned = new Promise<bigint>((resolve) => {
     const onMessage = (m: Message): void => {

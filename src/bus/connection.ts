@@ -75,8 +75,8 @@ export async function claimName(bus: MessageBus, name: string): Promise<void> {
   if (reply !== PRIMARY_OWNER) throw new NameTakenError(`${name} is already owned`);
 }
 
-/** Subscribe to NameOwnerChanged so departed peers can be forgotten. */
-export async function onPeerGone(bus: MessageBus, handler: (name: string) => void): Promise<void> {
+/** Ask the bus daemon to route signals matching `rule` (a D-Bus match rule) to this connection. */
+export async function addMatch(bus: MessageBus, rule: string): Promise<void> {
   await bus.call(
     new Message({
       destination: 'org.freedesktop.DBus',
@@ -84,9 +84,14 @@ export async function onPeerGone(bus: MessageBus, handler: (name: string) => voi
       interface: 'org.freedesktop.DBus',
       member: 'AddMatch',
       signature: 's',
-      body: ["type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged'"],
+      body: [rule],
     }),
   );
+}
+
+/** Subscribe to NameOwnerChanged so departed peers can be forgotten. */
+export async function onPeerGone(bus: MessageBus, handler: (name: string) => void): Promise<void> {
+  await addMatch(bus, "type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged'");
   bus.on('message', (msg: Message) => {
     if (msg.member === 'NameOwnerChanged' && msg.sender === 'org.freedesktop.DBus') {
       const [name, , newOwner] = msg.body as string[];

@@ -1,5 +1,6 @@
 import * as dbus from '@particle/dbus-next';
 import { Message, type MessageBus, Variant } from '@particle/dbus-next';
+import { addMatch } from '../../src/bus/connection';
 
 export const NAME = 'org.vigil.Vigil1';
 export const ROOT = '/org/vigil/Vigil1';
@@ -77,16 +78,7 @@ export class TestClient {
     if (rule.path) parts.push(`path='${rule.path}'`);
     if (rule.iface) parts.push(`interface='${rule.iface}'`);
     if (rule.member) parts.push(`member='${rule.member}'`);
-    await this.bus.call(
-      new Message({
-        destination: 'org.freedesktop.DBus',
-        path: '/org/freedesktop/DBus',
-        interface: 'org.freedesktop.DBus',
-        member: 'AddMatch',
-        signature: 's',
-        body: [parts.join(',')],
-      }),
-    );
+    await addMatch(this.bus, parts.join(','));
     const log = new SignalLog();
     this.bus.on('message', (m: Message) => {
       if (m.type !== dbus.MessageType.SIGNAL) return;
