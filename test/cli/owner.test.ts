@@ -1,8 +1,8 @@
-import path from 'node:path';
-import { startPrivateBus, type PrivateBus } from '../helpers/bus';
-import { IFACE, ROOT, TestClient } from '../helpers/client';
-import { startDaemon, type DaemonProcess } from '../helpers/daemon';
+import { IFACE, ROOT } from '../helpers/client';
 import { isolatedEnv, runCtl, type CtlResult } from './run';
+import { MULTIUSER_BUS_CONFIG, useDaemon } from '../helpers/fixture';
+
+const fx = useDaemon({ busConfig: MULTIUSER_BUS_CONFIG, args: ['--slow-pace-ms', '20'] });
 
 // Two UIDs on one bus: vigilctl run as an ordinary user sees the daemon's owner checks as
 // one-line AccessDenied errors, and its own tasks carry its UID.
@@ -10,27 +10,11 @@ import { isolatedEnv, runCtl, type CtlResult } from './run';
 const NOBODY = 65534;
 const TASK_IFACE = `${IFACE}Task`;
 
-let bus: PrivateBus;
-let daemon: DaemonProcess;
-let client: TestClient;
-
 const ctlAs = (uid: number | undefined, ...args: string[]): Promise<CtlResult> =>
-  runCtl(['--bus', bus.address, ...args], isolatedEnv({ HOME: '/tmp' }), uid);
-
-beforeAll(async () => {
-  bus = await startPrivateBus(path.resolve(__dirname, '../../../test/helpers/multiuser-bus.conf'));
-  daemon = await startDaemon(bus.address, { args: ['--slow-pace-ms', '20'] });
-  client = await TestClient.connect(bus.address);
-});
-
-afterAll(async () => {
-  client?.close();
-  await daemon?.stop();
-  await bus?.stop();
-});
+  runCtl(['--bus', fx.bus.address, ...args], isolatedEnv({ HOME: '/tmp' }), uid);
 
 test('another user cannot cancel, pause or resume root’s task: AccessDenied, exit 1, task untouched', async () => {
-  const [id] = (await client.call(
+  const [id] = (await fx.client.call(
     `${ROOT}/RandomData`,
     `${IFACE}RandomData`,
     'slow',
@@ -42,7 +26,9 @@ test('another user cannot cancel, pause or resume root’s task: AccessDenied, e
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^vigilctl: org\.vigil\.Vigil1\.Error\.AccessDenied: .+\n$/);
   }
-  expect(await client.get(`${ROOT}/Tasks/${id}`, TASK_IFACE, 'State')).not.toMatch(/paused|cancel/);
+  expect(await fx.client.get(`${ROOT}/Tasks/${id}`, TASK_IFACE, 'State')).not.toMatch(
+    /paused|cancel/,
+  );
   // Reading is open to everyone.
   const seen = await ctlAs(NOBODY, '--json', 'task', id);
   expect(JSON.parse(seen.stdout)).toMatchObject({ Id: id, OwnerUid: 0 });
@@ -59,7 +45,7 @@ test('a user’s own task carries its UID and the user may pause and cancel it',
   expect(task.OwnerUid).toBe(NOBODY);
   for (;;) {
     // it starts as soon as a slot is free; pause needs it running
-    const state = await client.get(`${ROOT}/Tasks/${id}`, TASK_IFACE, 'State');
+    const state = await fx.client.get(`${ROOT}/Tasks/${id}`, TASK_IFACE, 'State');
     if (state === 'running') break;
     expect(state).toBe('queued');
     await new Promise((r) => setTimeout(r, 10));

@@ -1,20 +1,19 @@
 import { execFileSync } from 'node:child_process';
-import { startPrivateBus, type PrivateBus } from '../helpers/bus';
-import { IFACE, ROOT, TestClient, variant } from '../helpers/client';
-import { startDaemon, VIGILCTL, type DaemonProcess } from '../helpers/daemon';
+import { startPrivateBus } from '../helpers/bus';
+import { IFACE, ROOT, variant } from '../helpers/client';
+import { VIGILCTL } from '../helpers/daemon';
 import { CtlProcess, isolatedEnv, runCtl, type CtlResult } from './run';
+import { useDaemon } from '../helpers/fixture';
+
+const fx = useDaemon({ args: ['--slow-pace-ms', '20'] });
 
 const RD = `${ROOT}/RandomData`;
 const RD_IFACE = `${IFACE}RandomData`;
 const TASK_IFACE = `${IFACE}Task`;
 const taskPath = (id: string): string => `${ROOT}/Tasks/${id}`;
 
-let bus: PrivateBus;
-let daemon: DaemonProcess;
-let client: TestClient;
-
-/** vigilctl on the test's private bus. */
-const ctl = (...args: string[]): Promise<CtlResult> => runCtl(['--bus', bus.address, ...args]);
+/** vigilctl on the test's private fx.bus. */
+const ctl = (...args: string[]): Promise<CtlResult> => runCtl(['--bus', fx.bus.address, ...args]);
 
 /** A vigil error as vigilctl prints it: exactly one line on stderr. */
 function expectErrorLine(r: CtlResult, name: string, code = 1): void {
@@ -34,7 +33,7 @@ async function slowNoWait(bits: number): Promise<string> {
 }
 
 async function stateOf(id: string): Promise<string> {
-  return (await client.get(taskPath(id), TASK_IFACE, 'State')) as string;
+  return (await fx.client.get(taskPath(id), TASK_IFACE, 'State')) as string;
 }
 
 /** Poll the task's State until it is `state` (tasks start as soon as a slot is free). */
@@ -44,18 +43,6 @@ async function untilState(id: string, state: string): Promise<void> {
   }
   expect(await stateOf(id)).toBe(state);
 }
-
-beforeAll(async () => {
-  bus = await startPrivateBus();
-  daemon = await startDaemon(bus.address, { args: ['--slow-pace-ms', '20'] });
-  client = await TestClient.connect(bus.address);
-});
-
-afterAll(async () => {
-  client?.close();
-  await daemon?.stop();
-  await bus?.stop();
-});
 
 describe('vigilctl random', () => {
   test('random quick 100 prints one decimal below 2^100', async () => {
@@ -103,7 +90,7 @@ describe('vigilctl random', () => {
   );
 
   test('random slow prints the id, plain progress on stderr, then the slow_result value', async () => {
-    const signals = await client.subscribe({ path: RD, iface: RD_IFACE, member: 'slow_result' });
+    const signals = await fx.client.subscribe({ path: RD, iface: RD_IFACE, member: 'slow_result' });
     const r = await ctl('random', 'slow', '16');
     expect(r.code).toBe(0);
     const [id, result, ...extra] = r.stdout.split('\n').filter((l) => l !== '');
@@ -131,12 +118,12 @@ describe('vigilctl random', () => {
   });
 
   test('random slow 4097 is InvalidArgument and creates no task', async () => {
-    const before = (await client.call(`${ROOT}/Tasks`, `${IFACE}TaskManager`, 'ListTasks')) as [
+    const before = (await fx.client.call(`${ROOT}/Tasks`, `${IFACE}TaskManager`, 'ListTasks')) as [
       string[],
     ];
     const r = await ctl('random', 'slow', '4097');
     expectErrorLine(r, 'org.vigil.Vigil1.Error.InvalidArgument');
-    const after = (await client.call(`${ROOT}/Tasks`, `${IFACE}TaskManager`, 'ListTasks')) as [
+    const after = (await fx.client.call(`${ROOT}/Tasks`, `${IFACE}TaskManager`, 'ListTasks')) as [
       string[],
     ];
     expect(after[0].length).toBe(before[0].length);
@@ -150,7 +137,7 @@ describe('vigilctl random', () => {
   });
 
   test('progress bars on a terminal (through script(1)): cursor control, bar, 100%', async () => {
-    const cmd = `${process.execPath} ${VIGILCTL} --bus '${bus.address}' random slow 12`;
+    const cmd = `${process.execPath} ${VIGILCTL} --bus '${fx.bus.address}' random slow 12`;
     const out = execFileSync('script', ['-qec', cmd, '/dev/null'], {
       env: isolatedEnv({ COLUMNS: '100' }),
       encoding: 'utf8',
@@ -218,7 +205,7 @@ describe('vigilctl tasks, task, wait, history', () => {
   test('byte arrays print as hex: wait on a RandomX HashBatch task gives the official vectors', async () => {
     const key = Buffer.from('test key 000');
     const inputs = ['This is a test', 'Lorem ipsum dolor sit amet'].map((s) => Buffer.from(s));
-    const [path] = (await client.call(
+    const [path] = (await fx.client.call(
       `${ROOT}/RandomX`,
       `${IFACE}RandomX`,
       'HashBatch',
@@ -323,7 +310,7 @@ describe('vigilctl cancel, pause, resume', () => {
       error: { name: 'org.vigil.Vigil1.Error.Cancelled' },
     });
 
-    // Cancelling a finished task is refused by the daemon.
+    // Cancelling a finished task is refused by the fx.daemon.
     const again = await ctl('cancel', id);
     expectErrorLine(again, 'org.vigil.Vigil1.Error.Failed');
     expect(again.stderr).toMatch(/cancelled/);
@@ -332,9 +319,9 @@ describe('vigilctl cancel, pause, resume', () => {
 
   test('wait follows a task cancelled by someone else and exits 4', async () => {
     const id = await slowNoWait(400);
-    const waiter = new CtlProcess(['--bus', bus.address, 'wait', id], isolatedEnv());
+    const waiter = new CtlProcess(['--bus', fx.bus.address, 'wait', id], isolatedEnv());
     await waiter.until((p) => p.stderr.includes(id), 'first progress line');
-    await client.call(taskPath(id), TASK_IFACE, 'Cancel');
+    await fx.client.call(taskPath(id), TASK_IFACE, 'Cancel');
     expect(await waiter.exited).toBe(4);
     expect(waiter.stderr).toMatch(/^vigilctl: org\.vigil\.Vigil1\.Error\.Cancelled: /m);
     expect(waiter.stdout).toBe('');
@@ -342,24 +329,24 @@ describe('vigilctl cancel, pause, resume', () => {
 
   test('Ctrl-C while waiting stops waiting (exit 130) and leaves the task running', async () => {
     const id = await slowNoWait(400);
-    const waiter = new CtlProcess(['--bus', bus.address, 'wait', id], isolatedEnv());
+    const waiter = new CtlProcess(['--bus', fx.bus.address, 'wait', id], isolatedEnv());
     await waiter.until((p) => p.stderr.includes(id), 'first progress line');
     expect(await waiter.kill('SIGINT')).toBe(130);
     expect(waiter.stderr).toMatch(/keeps running/);
     expect(['running', 'queued']).toContain(await stateOf(id));
-    await client.call(taskPath(id), TASK_IFACE, 'Cancel');
+    await fx.client.call(taskPath(id), TASK_IFACE, 'Cancel');
   });
 });
 
 describe('vigilctl watch', () => {
   test('sees a task appear, progress and finish; other objects generically; Ctrl-C exits 0', async () => {
-    const watch = new CtlProcess(['--bus', bus.address, 'watch'], isolatedEnv());
+    const watch = new CtlProcess(['--bus', fx.bus.address, 'watch'], isolatedEnv());
     await watch.until((p) => p.stderr.includes('watching org.vigil.Vigil1'), 'ready line');
     // Objects that are not tasks are printed generically.
     expect(watch.stdout).toMatch(/^\+ \/org\/vigil\/Vigil1\/RandomData RandomData$/m);
     expect(watch.stdout).toMatch(/^\+ \/org\/vigil\/Vigil1\/Tasks TaskManager .*MaxRunning=\d+/m);
 
-    const [id] = (await client.call(RD, RD_IFACE, 'slow', 'i', [30])) as [string];
+    const [id] = (await fx.client.call(RD, RD_IFACE, 'slow', 'i', [30])) as [string];
     await watch.until(
       (p) =>
         new RegExp(`^= task ${id} slow-random completed {2}result=\\d+ bits=30$`, 'm').test(
@@ -385,9 +372,9 @@ describe('vigilctl watch', () => {
   });
 
   test('--json watch prints one JSON event per line: added, progress, finished', async () => {
-    const watch = new CtlProcess(['--bus', bus.address, '--json', 'watch'], isolatedEnv());
+    const watch = new CtlProcess(['--bus', fx.bus.address, '--json', 'watch'], isolatedEnv());
     await watch.until((p) => p.stderr.includes('watching'), 'ready line');
-    const [id] = (await client.call(RD, RD_IFACE, 'slow', 'i', [25])) as [string];
+    const [id] = (await fx.client.call(RD, RD_IFACE, 'slow', 'i', [25])) as [string];
     const path = taskPath(id);
     const events = (): Record<string, unknown>[] =>
       watch.stdoutLines().map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -482,14 +469,14 @@ describe('vigilctl usage and connection errors', () => {
   test('VIGIL_BUS_ADDRESS is used when no bus option is given and there is no session bus', async () => {
     const r = await runCtl(
       ['random', 'quick', '8'],
-      isolatedEnv({ VIGIL_BUS_ADDRESS: bus.address }),
+      isolatedEnv({ VIGIL_BUS_ADDRESS: fx.bus.address }),
     );
     expect(r.code).toBe(0);
     expect(Number(r.stdout)).toBeLessThan(256);
     // An explicit --session does not fall back to it.
     const s = await runCtl(
       ['--session', 'random', 'quick', '8'],
-      isolatedEnv({ VIGIL_BUS_ADDRESS: bus.address }),
+      isolatedEnv({ VIGIL_BUS_ADDRESS: fx.bus.address }),
     );
     expect(s.code).toBe(3);
   });
@@ -497,12 +484,12 @@ describe('vigilctl usage and connection errors', () => {
   test('--session and --system use their standard addresses (pointed at the private bus here)', async () => {
     const session = await runCtl(
       ['random', 'quick', '8'],
-      isolatedEnv({ DBUS_SESSION_BUS_ADDRESS: bus.address }),
+      isolatedEnv({ DBUS_SESSION_BUS_ADDRESS: fx.bus.address }),
     );
     expect(session.code).toBe(0);
     const system = await runCtl(
       ['--system', 'random', 'quick', '8'],
-      isolatedEnv({ DBUS_SYSTEM_BUS_ADDRESS: bus.address }),
+      isolatedEnv({ DBUS_SYSTEM_BUS_ADDRESS: fx.bus.address }),
     );
     expect(system.code).toBe(0);
     expect(Number(system.stdout)).toBeLessThan(256);

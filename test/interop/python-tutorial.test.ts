@@ -1,35 +1,20 @@
 import path from 'node:path';
-import { startPrivateBus, type PrivateBus } from '../helpers/bus';
-import { IFACE, ROOT, TestClient } from '../helpers/client';
-import { startDaemon, type DaemonProcess } from '../helpers/daemon';
+import { IFACE, ROOT } from '../helpers/client';
 import { INTEROP_SOURCE, run, type RunResult, SYSTEM_PYTHON } from './tools';
+import { useDaemon } from '../helpers/fixture';
+
+const fx = useDaemon({ args: ['--slow-pace-ms', '20'] });
 
 /**
  * The classic dbus-python tutorial client (Debian's python3-dbus with the GLib main loop from
- * gi), changed only in bus name, object path and interface, run against the daemon.
+ * gi), changed only in bus name, object path and interface, run against the fx.daemon.
  */
 const CLIENT = path.join(INTEROP_SOURCE, 'tutorial_client.py');
-
-let bus: PrivateBus;
-let daemon: DaemonProcess;
-let client: TestClient;
-
-beforeAll(async () => {
-  bus = await startPrivateBus();
-  daemon = await startDaemon(bus.address, { args: ['--slow-pace-ms', '20'] });
-  client = await TestClient.connect(bus.address);
-});
-
-afterAll(async () => {
-  client?.close();
-  await daemon?.stop();
-  await bus?.stop();
-});
 
 function tutorialClient(quickBits: number, slowBits: number): Promise<RunResult> {
   return run(SYSTEM_PYTHON, [CLIENT, String(quickBits), String(slowBits)], {
     env: {
-      DBUS_SESSION_BUS_ADDRESS: bus.address,
+      DBUS_SESSION_BUS_ADDRESS: fx.bus.address,
       DBUS_SYSTEM_BUS_ADDRESS: 'unix:path=/nonexistent',
     },
     timeoutMs: 40000,
@@ -75,9 +60,9 @@ test('the tutorial client calls quick, then gets slow_result for the id slow ret
   expect(out.result < 1n << 12n).toBe(true);
   // The id the tutorial client saw is the Task's id, and the Task's result is the same number.
   const taskPath = `${ROOT}/Tasks/${out.id}`;
-  expect(await client.get(taskPath, `${IFACE}Task`, 'Kind')).toBe('slow-random');
-  expect(await client.get(taskPath, `${IFACE}Task`, 'State')).toBe('completed');
-  const result = (await client.get(taskPath, `${IFACE}Task`, 'Result')) as Record<
+  expect(await fx.client.get(taskPath, `${IFACE}Task`, 'Kind')).toBe('slow-random');
+  expect(await fx.client.get(taskPath, `${IFACE}Task`, 'State')).toBe('completed');
+  const result = (await fx.client.get(taskPath, `${IFACE}Task`, 'Result')) as Record<
     string,
     { value: unknown }
   >;

@@ -1,0 +1,49 @@
+import path from 'node:path';
+import { startPrivateBus, type PrivateBus } from './bus';
+import { TestClient } from './client';
+import { startDaemon, type DaemonProcess } from './daemon';
+
+/** A bus config that lets several UIDs connect, for tests of the daemon's own owner checks. */
+export const MULTIUSER_BUS_CONFIG = path.resolve(
+  __dirname,
+  '../../../test/helpers/multiuser-bus.conf',
+);
+
+export interface DaemonFixture {
+  readonly bus: PrivateBus;
+  readonly daemon: DaemonProcess;
+  readonly client: TestClient;
+}
+
+/**
+ * One private bus, one vigild on it and one raw client for the whole test file, started in
+ * beforeAll and stopped in afterAll. Read the fields inside tests, not at module load.
+ */
+export function useDaemon(options: { busConfig?: string; args?: string[] } = {}): DaemonFixture {
+  const fx: { bus?: PrivateBus; daemon?: DaemonProcess; client?: TestClient } = {};
+  beforeAll(async () => {
+    fx.bus = await startPrivateBus(options.busConfig);
+    fx.daemon = await startDaemon(fx.bus.address, { args: options.args });
+    fx.client = await TestClient.connect(fx.bus.address);
+  });
+  afterAll(async () => {
+    fx.client?.close();
+    await fx.daemon?.stop();
+    await fx.bus?.stop();
+  });
+  const started = <T>(value: T | undefined, what: string): T => {
+    if (value === undefined) throw new Error(`the test fixture's ${what} is not started yet`);
+    return value;
+  };
+  return {
+    get bus() {
+      return started(fx.bus, 'bus');
+    },
+    get daemon() {
+      return started(fx.daemon, 'daemon');
+    },
+    get client() {
+      return started(fx.client, 'client');
+    },
+  };
+}
