@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { syncInterfaceFiles } from '../src/bus/introspection-files';
+import { SHIPPED_INTERFACES } from '../src/daemon/interface-files';
 import { startPrivateBus, type PrivateBus } from './helpers/bus';
 import { IFACE, ROOT, TestClient } from './helpers/client';
 import { startDaemon, type DaemonProcess } from './helpers/daemon';
@@ -171,7 +173,52 @@ describe('shipped interface files (services/*.xml)', () => {
   });
 
   test('the files are what scripts/gen-introspection writes from the current tables', () => {
-    expect(syncInterfaceFiles(SERVICES_DIR, true)).toEqual([]);
+    expect(syncInterfaceFiles(SERVICES_DIR, true, SHIPPED_INTERFACES)).toEqual([]);
+  });
+
+  test('generating them loads no native module: the tables alone, no capability set up', () => {
+    const generator = path.resolve(__dirname, '../src/daemon/interface-files.js');
+    const script =
+      `require(${JSON.stringify(generator)});` +
+      'console.log(JSON.stringify(Object.keys(require.cache)));';
+    const loaded = JSON.parse(
+      execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' }),
+    ) as string[];
+    expect(loaded.some((f) => f.endsWith('interface-files.js'))).toBe(true);
+    const native = loaded.filter((f) =>
+      /node_modules\/(koffi|cap|raw-socket|piscina|better-sqlite3)\//.test(f),
+    );
+    expect(native).toEqual([]);
+    expect(loaded.filter((f) => f.endsWith('.node'))).toEqual([]);
+  });
+
+  test('properties that never change are const, so PropertiesChanged never names them', async () => {
+    const constant: Record<string, string[]> = {
+      Daemon: ['Version', 'StartTime'],
+      Task: ['Id', 'Kind', 'Unit', 'OwnerUid', 'Cancelable'],
+      RandomX: ['Mode', 'Threads'],
+      Host: ['Name', 'Mac'],
+    };
+    for (const [name, props] of Object.entries(constant)) {
+      const iface = await shipped(`${IFACE}${name}`);
+      for (const prop of props) {
+        expect({ prop, annotations: iface.properties[prop].annotations }).toEqual({
+          prop,
+          annotations: { 'org.freedesktop.DBus.Property.EmitsChangedSignal': 'const' },
+        });
+      }
+    }
+    for (const spec of SHIPPED_INTERFACES) {
+      for (const p of spec.properties) {
+        const iface = await shipped(spec.name);
+        const annotation =
+          iface.properties[p.name].annotations['org.freedesktop.DBus.Property.EmitsChangedSignal'];
+        expect({ prop: `${spec.name}.${p.name}`, annotation }).toEqual({
+          prop: `${spec.name}.${p.name}`,
+          annotation: { emits: undefined, const: 'const', silent: 'false' }[p.change],
+        });
+      }
+    }
   });
 
   test.each(Object.keys(CORE_CONTRACT))(

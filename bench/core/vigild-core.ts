@@ -1,16 +1,20 @@
 import { messageOf } from '../../src/core/errors';
 import { log, setLogLevel } from '../../src/core/log';
+import { CAPABILITIES } from '../../src/daemon/capabilities';
 import { Daemon } from '../../src/daemon/daemon';
 import { parseDaemonOptions } from '../../src/daemon/options';
 
+/** The daemon object, tasks and RandomData: no RandomX pool, no Wake-on-LAN watcher. */
+const CORE = CAPABILITIES.filter((c) => ['daemon', 'tasks', 'randomdata'].includes(c.name));
+
 /**
- * vigild with no capabilities (no RandomX pool, no Wake-on-LAN watcher): the daemon core alone,
- * so bench/core can tell the core's own cost from what the capabilities add.
+ * vigild with the core capabilities only: so bench/core can tell the core's own cost from
+ * what RandomX and Wake-on-LAN add.
  */
 async function main(): Promise<void> {
   const options = parseDaemonOptions(process.argv.slice(2));
   setLogLevel(options.logLevel);
-  const daemon = new Daemon(options, [], (reason) => {
+  const daemon = new Daemon(options, CORE, (reason) => {
     log.crit(`lost the bus: ${reason}`);
     process.exit(3);
   });

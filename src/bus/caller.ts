@@ -1,17 +1,13 @@
-import fs from 'node:fs';
 import { Message, type MessageBus, Variant } from '@particle/dbus-next';
 import { VigilError } from '../core/errors';
-import { log } from '../core/log';
+import { groupId, groupsOfUid } from '../core/nss';
 
 /** Who made a call, from the bus daemon's own record of the connection (never from the caller). */
 export interface Caller {
   readonly sender: string;
   uid(): Promise<number>;
-  /**
-   * Resolve with the caller's UID if it may use privileged members (root, the daemon's own
-   * user, or a member of the `vigil` group); otherwise AccessDenied, logged with the UID.
-   */
-  requirePrivileged(action: string): Promise<number>;
+  /** Root, the daemon's own user, or a member of the `vigil` group. */
+  privileged(): Promise<boolean>;
 }
 
 interface Credentials {
@@ -51,25 +47,17 @@ export class CallerRegistry {
     return {
       sender,
       uid: async () => (await credentials()).uid,
-      requirePrivileged: async (action: string) => {
-        const creds = await credentials();
-        if (this.isPrivileged(creds)) return creds.uid;
-        log.warning(`access denied: uid ${creds.uid} (${sender}) may not ${action}`);
-        throw new VigilError(
-          'AccessDenied',
-          `${action} needs root or membership of the ${PRIVILEGED_GROUP} group`,
-        );
-      },
+      privileged: async () => this.isPrivileged(await credentials()),
     };
   }
 
   private isPrivileged(creds: Credentials): boolean {
     if (creds.uid === 0 || creds.uid === this.ownUid) return true;
     if (this.privilegedGid === undefined) return false;
+    // An old bus daemon reports no supplementary groups; ask the group database instead.
     const gids = creds.gids ?? groupsOfUid(creds.uid);
     return gids.includes(this.privilegedGid);
   }
-
   private async lookup(sender: string): Promise<Credentials> {
     const reply = await this.bus.call(
       new Message({
@@ -87,36 +75,4 @@ export class CallerRegistry {
     const gids = dict.UnixGroupIDs?.value as number[] | undefined;
     return { uid, gids };
   }
-}
-
-function readLines(file: string): string[] {
-  try {
-    return fs.readFileSync(file, 'utf8').split('\n');
-  } catch {
-    return [];
-  }
-}
-
-/** getgrnam() without a native call: the group database as /etc/group has it. */
-export function groupId(name: string): number | undefined {
-  for (const line of readLines('/etc/group')) {
-    const [group, , gid] = line.split(':');
-    if (group === name && gid !== undefined) return Number(gid);
-  }
-  return undefined;
-}
-
-/** Fallback when the bus does not report supplementary groups: primary plus /etc/group. */
-function groupsOfUid(uid: number): number[] {
-  const entry = readLines('/etc/passwd')
-    .map((l) => l.split(':'))
-    .find((f) => Number(f[2]) === uid);
-  if (!entry) return [];
-  const [user, , , primary] = entry;
-  const gids = [Number(primary)];
-  for (const line of readLines('/etc/group')) {
-    const [, , gid, members] = line.split(':');
-    if (members?.split(',').includes(user)) gids.push(Number(gid));
-  }
-  return gids;
 }

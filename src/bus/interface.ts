@@ -16,8 +16,18 @@ export interface CallContext {
   readonly path: string;
 }
 
+/**
+ * Who may call a method, checked by the ObjectServer before the handler runs (the handler
+ * never checks it itself): `anyone`; `privileged` (root, the daemon's own user, or the
+ * `vigil` group); `owner` (root or the UID the interface's `owner` says owns the object).
+ */
+export type Access = 'anyone' | 'privileged' | 'owner';
+
+export const ACCESS_VALUES: readonly Access[] = ['anyone', 'privileged', 'owner'];
+
 export interface MethodSpec<T> {
   readonly name: string;
+  readonly access: Access;
   readonly in: readonly Arg[];
   readonly out: readonly Arg[];
   /**
@@ -31,12 +41,19 @@ export interface MethodSpec<T> {
   ) => WireValue | void | Promise<WireValue | void>;
 }
 
+/**
+ * How a property changes, as the introspection's EmitsChangedSignal annotation says:
+ * `emits` (every change is announced with PropertiesChanged), `const` (never changes for the
+ * object's lifetime; never announced), `silent` (changes too often to announce, e.g. frame
+ * counters; read it when needed).
+ */
+export type PropertyChange = 'emits' | 'const' | 'silent';
+
 export interface PropertySpec<T> {
   readonly name: string;
   readonly type: string;
   readonly get: (target: T) => WireValue;
-  /** Whether changes are announced through PropertiesChanged (the introspection says so too). */
-  readonly emitsChange: boolean;
+  readonly change: PropertyChange;
 }
 
 export interface SignalSpec {
@@ -49,6 +66,30 @@ export interface InterfaceSpec<T> {
   readonly methods: readonly MethodSpec<T>[];
   readonly properties: readonly PropertySpec<T>[];
   readonly signals: readonly SignalSpec[];
+  /** The UID that owns an object, for methods with access `owner` (e.g. a Task's owner). */
+  readonly owner?: (target: T) => number;
+  /** What the object is called in access-denied messages, e.g. `task 1a2b`. */
+  readonly describe?: (target: T) => string;
+}
+
+/**
+ * Refuse a table that does not say who may call each method (or says `owner` without saying
+ * who the owner is): access is never left to a handler's memory.
+ */
+export function checkInterfaceSpec(spec: InterfaceSpec<unknown>): void {
+  for (const m of spec.methods) {
+    if (!ACCESS_VALUES.includes(m.access)) {
+      throw new Error(`${spec.name}.${m.name} has no access value (anyone, privileged or owner)`);
+    }
+    if (m.access === 'owner' && !spec.owner) {
+      throw new Error(`${spec.name}.${m.name} is owner-only but ${spec.name} names no owner`);
+    }
+  }
+  for (const p of spec.properties) {
+    if (!['emits', 'const', 'silent'].includes(p.change)) {
+      throw new Error(`${spec.name}.${p.name} has no change value (emits, const or silent)`);
+    }
+  }
 }
 
 /** An interface table bound to the object that implements it, ready to export. */
@@ -58,6 +99,7 @@ export interface Binding {
 }
 
 export function bind<T>(spec: InterfaceSpec<T>, target: T): Binding {
+  checkInterfaceSpec(spec as InterfaceSpec<unknown>);
   return { spec: spec as InterfaceSpec<unknown>, target };
 }
 
@@ -93,12 +135,13 @@ export function interfaceXml(spec: InterfaceSpec<unknown>, indent = '  '): strin
     lines.push(`${i2}</signal>`);
   }
   for (const p of spec.properties) {
-    if (p.emitsChange) {
+    if (p.change === 'emits') {
       lines.push(`${i2}<property name="${p.name}" type="${p.type}" access="read"/>`);
     } else {
+      const value = p.change === 'const' ? 'const' : 'false';
       lines.push(`${i2}<property name="${p.name}" type="${p.type}" access="read">`);
       lines.push(
-        `${i3}<annotation name="org.freedesktop.DBus.Property.EmitsChangedSignal" value="false"/>`,
+        `${i3}<annotation name="org.freedesktop.DBus.Property.EmitsChangedSignal" value="${value}"/>`,
       );
       lines.push(`${i2}</property>`);
     }

@@ -1,11 +1,12 @@
 import fs from 'node:fs';
 import { Message, MessageType, type MessageBus, Variant } from '@particle/dbus-next';
-import { isVigilError, messageOf, VigilError } from '../core/errors';
+import { ERROR_PREFIX, isVigilError, messageOf, VigilError } from '../core/errors';
 import { log } from '../core/log';
-import { CallerRegistry } from './caller';
+import { type Caller, CallerRegistry, PRIVILEGED_GROUP } from './caller';
 import {
   type Binding,
   type InterfaceSpec,
+  type MethodSpec,
   type PropertySpec,
   interfaceXml,
   signature,
@@ -146,7 +147,7 @@ export class ObjectServer {
     if (!binding) return;
     const changed: Record<string, Variant> = {};
     for (const p of binding.spec.properties) {
-      if (!p.emitsChange || (names && !names.includes(p.name))) continue;
+      if (p.change !== 'emits' || (names && !names.includes(p.name))) continue;
       changed[p.name] = this.propertyValue(p, binding.target);
     }
     if (Object.keys(changed).length === 0) return;
@@ -197,7 +198,7 @@ export class ObjectServer {
       } catch (e) {
         // A value that cannot be marshalled is our bug; the caller still gets an answer.
         log.error(`cannot send reply to ${msg.interface}.${msg.member}: ${messageOf(e)}`);
-        this.bus.send(errorReply(msg, 'org.vigil.Vigil1.Error.Failed', 'internal error'));
+        this.bus.send(errorReply(msg, `${ERROR_PREFIX}Failed`, 'internal error'));
       }
     };
     const fail = (e: unknown): void => {
@@ -207,7 +208,7 @@ export class ObjectServer {
         reply(errorReply(msg, e.dbusName, e.message));
       } else {
         log.error(`${msg.interface}.${msg.member} on ${msg.path} failed: ${messageOf(e)}`);
-        reply(errorReply(msg, 'org.vigil.Vigil1.Error.Failed', messageOf(e)));
+        reply(errorReply(msg, `${ERROR_PREFIX}Failed`, messageOf(e)));
       }
     };
     if (!this.accepting) {
@@ -292,6 +293,7 @@ export class ObjectServer {
         );
       }
       const ctx = { caller: this.callers.forSender(msg.sender ?? ''), path };
+      await authorize(binding, method, ctx.caller);
       const result = await method.handler(binding.target, body, ctx);
       if (method.out.length === 0) return ['', []];
       const outSig = signature(method.out);
@@ -398,6 +400,39 @@ function wireSizeBound(value: unknown): number {
     return size;
   }
   return 8;
+}
+
+/**
+ * Enforce a method row's access value before its handler runs; refusals are logged with the
+ * caller's UID, so an administrator can see who tried what.
+ */
+async function authorize(
+  binding: Binding,
+  method: MethodSpec<unknown>,
+  caller: Caller,
+): Promise<void> {
+  if (method.access === 'anyone') return;
+  const member = `${binding.spec.name}.${method.name}`;
+  if (method.access === 'privileged') {
+    if (await caller.privileged()) return;
+    const uid = await caller.uid();
+    log.warning(`access denied: uid ${uid} (${caller.sender}) may not call ${member}`);
+    throw new VigilError(
+      'AccessDenied',
+      `${member} needs root or membership of the ${PRIVILEGED_GROUP} group`,
+    );
+  }
+  const uid = await caller.uid();
+  const owner = binding.spec.owner?.(binding.target);
+  if (uid === 0 || uid === owner) return;
+  const what = binding.spec.describe?.(binding.target) ?? 'this object';
+  log.warning(
+    `access denied: uid ${uid} may not ${method.name.toLowerCase()} ${what} of uid ${owner ?? '?'}`,
+  );
+  throw new VigilError(
+    'AccessDenied',
+    `only the owner (uid ${owner ?? '?'}) or root may call ${method.name} on ${what}`,
+  );
 }
 
 /** Below our root, a missing object is a task or host that does not exist (any more). */

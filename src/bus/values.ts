@@ -1,6 +1,12 @@
 import { Variant } from '@particle/dbus-next';
 import type { Typed, TypedDict, TypedValue } from '../core/typed';
 
+/**
+ * The one place outside the bus layer's wiring that names the wire library: everything else
+ * imports `Variant` from here, so the library can change without touching the capabilities.
+ */
+export { Variant };
+
 /** What dbus-next marshals: plain values, Buffers, bigints, Variants, arrays and dicts of them. */
 export type WireValue =
   | string

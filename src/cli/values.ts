@@ -1,4 +1,4 @@
-import { Variant } from '@particle/dbus-next';
+import { Variant } from '../bus/values';
 
 /**
  * What vigilctl gets back from the bus once Variants are stripped: strings, numbers, bigints

@@ -1,4 +1,4 @@
-import { Variant } from '@particle/dbus-next';
+import { Variant } from '../bus/values';
 import { IFACE_PREFIX, ROOT_PATH } from './client';
 import { EXIT, intArg, UsageError, type CliCommand } from './command';
 import { formatTime, num, str, type BusValue } from './values';

@@ -1,40 +1,23 @@
 import type { MessageBus } from '@particle/dbus-next';
 import { claimName, connectBus, describeBus, onPeerGone, watchConnection } from '../bus/connection';
-import { bind, type InterfaceSpec } from '../bus/interface';
-import { BUS_NAME, IFACE_PREFIX, ROOT_PATH } from '../bus/names';
+import { BUS_NAME, ROOT_PATH } from '../bus/names';
 import { ObjectServer } from '../bus/server';
-import { usec } from '../bus/time';
 import { openStateDatabase, type StateDatabase } from '../core/database';
 import { messageOf } from '../core/errors';
 import { log } from '../core/log';
-import { exportRandomData } from '../randomdata/dbus';
-import { slowRandomKind } from '../randomdata/random';
-import { exportTasks } from '../tasks/dbus';
 import { TaskHistory } from '../tasks/history';
 import { TaskManager } from '../tasks/manager';
-import type { Capability, CapabilitySetup } from './capability';
+import type { Capability, CapabilityModule, DaemonContext } from './capability';
 import type { DaemonOptions } from './options';
 import { VERSION } from './version';
-
-export interface DaemonInfo {
-  version: string;
-  startTime: number;
-}
-
-export const daemonInterface: InterfaceSpec<DaemonInfo> = {
-  name: `${IFACE_PREFIX}Daemon`,
-  methods: [],
-  properties: [
-    { name: 'Version', type: 's', get: (d) => d.version, emitsChange: false },
-    { name: 'StartTime', type: 't', get: (d) => usec(d.startTime), emitsChange: false },
-  ],
-  signals: [],
-};
 
 /** Shutdown budget: SIGTERM to exit within 5 s, with room to spare. */
 const SHUTDOWN_MS = 4000;
 
-/** The whole service: state database, task queue, bus objects and capabilities. */
+/**
+ * The whole service: the state database, the task queue and the bus connection that every
+ * capability shares, then the capabilities themselves, set up in the order given.
+ */
 export class Daemon {
   private bus: MessageBus | undefined;
   private db: StateDatabase | undefined;
@@ -44,7 +27,7 @@ export class Daemon {
 
   constructor(
     private readonly options: DaemonOptions,
-    private readonly setups: readonly CapabilitySetup[],
+    private readonly modules: readonly CapabilityModule[],
     private readonly onBusLost: (reason: string) => void,
   ) {}
 
@@ -58,7 +41,6 @@ export class Daemon {
       historyLimit: o.historyLimit,
       history: new TaskHistory(this.db),
     });
-    this.tasks.registerKind(slowRandomKind);
 
     this.bus = await connectBus(o.bus);
     watchConnection(this.bus, this.onBusLost);
@@ -66,17 +48,8 @@ export class Daemon {
     this.server = server;
     await onPeerGone(this.bus, (name) => server.callers.forget(name));
 
-    server.export(ROOT_PATH, [bind(daemonInterface, { version: VERSION, startTime: Date.now() })]);
-    exportTasks(server, this.tasks);
-    exportRandomData(server, { manager: this.tasks, paceMs: o.slowPaceMs });
-    const ctx = {
-      server,
-      tasks: this.tasks,
-      db: this.db,
-      config: o.config,
-      stateDir: o.stateDir,
-    };
-    for (const setup of this.setups) this.capabilities.push(await setup(ctx));
+    const ctx: DaemonContext = { server, tasks: this.tasks, db: this.db, options: o };
+    for (const module of this.modules) this.capabilities.push(await module.setup(ctx));
 
     // Recover after every kind is registered, and claim the name last, so that a client
     // activated by the name finds every object in place.
@@ -94,6 +67,7 @@ export class Daemon {
     await this.server?.drain(Math.min(500, left()));
     await this.tasks?.shutdown(Math.min(1500, left()));
     for (const c of this.capabilities.reverse()) {
+      if (!c.stop) continue;
       try {
         await Promise.race([c.stop(), new Promise((r) => setTimeout(r, left()).unref())]);
       } catch (e) {

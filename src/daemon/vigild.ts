@@ -3,14 +3,9 @@ import { BusUnavailableError, NameTakenError } from '../bus/connection';
 import { StateDatabaseError } from '../core/database';
 import { messageOf } from '../core/errors';
 import { log, setLogLevel } from '../core/log';
-import type { CapabilitySetup } from './capability';
+import { CAPABILITIES } from './capabilities';
 import { Daemon } from './daemon';
 import { parseDaemonOptions, UsageError } from './options';
-import { setupRandomX } from '../randomx/dbus';
-import { setupWakeOnLan } from '../wol/dbus';
-
-/** Capabilities beyond the core, started in this order. */
-const CAPABILITIES: CapabilitySetup[] = [setupRandomX, setupWakeOnLan];
 
 /** Exit codes: 0 clean stop, 1 already running, 2 usage, 3 no bus / bus lost, 4 state error. */
 async function main(): Promise<void> {

@@ -18,12 +18,14 @@ export const randomDataInterface: InterfaceSpec<RandomDataService> = {
   methods: [
     {
       name: 'quick',
+      access: 'anyone',
       in: [['bits', 'i']],
       out: [['result', 's']],
       handler: (_svc, [bits]) => quickRandom(bits as number),
     },
     {
       name: 'slow',
+      access: 'anyone',
       in: [['bits', 'i']],
       out: [['id', 's']],
       handler: async (svc, [bits], ctx) => {

@@ -3,14 +3,11 @@ import { bind, type InterfaceSpec } from '../bus/interface';
 import { IFACE_PREFIX, ROOT_PATH } from '../bus/names';
 import type { ObjectServer } from '../bus/server';
 import { unwrapDict } from '../bus/values';
-import { VigilError } from '../core/errors';
-import type { IniSection } from '../core/ini';
-import type { Capability, CapabilitySetup } from '../daemon/capability';
 import { taskPath } from '../tasks/dbus';
 import type { TaskManager } from '../tasks/manager';
 import type { Json } from '../tasks/types';
-import { RandomXEngine, type EngineOptions } from './engine';
-import { BATCH_KIND, BENCHMARK_KIND, SEARCH_KIND, randomxKinds } from './tasks';
+import type { RandomXEngine } from './engine';
+import { BATCH_KIND, BENCHMARK_KIND, SEARCH_KIND } from './tasks';
 import {
   checkMode,
   checkOptionNames,
@@ -58,18 +55,17 @@ export const randomXInterface: InterfaceSpec<RandomXService> = {
   methods: [
     {
       name: 'Hash',
+      access: 'privileged',
       in: [
         ['key', 'ay'],
         ['input', 'ay'],
       ],
       out: [['hash', 'ay']],
-      handler: async (svc, [key, input], ctx) => {
-        await ctx.caller.requirePrivileged('hash with RandomX');
-        return svc.engine.hash(toBytes(key, 'key'), toBytes(input, 'input'));
-      },
+      handler: (svc, [key, input]) => svc.engine.hash(toBytes(key, 'key'), toBytes(input, 'input')),
     },
     {
       name: 'HashBatch',
+      access: 'privileged',
       in: [
         ['key', 'ay'],
         ['inputs', 'aay'],
@@ -77,7 +73,7 @@ export const randomXInterface: InterfaceSpec<RandomXService> = {
       ],
       out: [['task', 'o']],
       handler: async (svc, [key, inputs, rawOptions], ctx) => {
-        const uid = await ctx.caller.requirePrivileged('start RandomX jobs');
+        const uid = await ctx.caller.uid();
         const options = unwrapDict(rawOptions);
         checkOptionNames(options, ['mode', 'threads']);
         const list = (inputs as unknown[]).map((input, i) => hex(toBytes(input, `input ${i}`)));
@@ -95,6 +91,7 @@ export const randomXInterface: InterfaceSpec<RandomXService> = {
     },
     {
       name: 'Search',
+      access: 'privileged',
       in: [
         ['key', 'ay'],
         ['blob', 'ay'],
@@ -104,7 +101,7 @@ export const randomXInterface: InterfaceSpec<RandomXService> = {
       ],
       out: [['task', 'o']],
       handler: async (svc, [key, blob, nonceOffset, difficulty, rawOptions], ctx) => {
-        const uid = await ctx.caller.requirePrivileged('start RandomX jobs');
+        const uid = await ctx.caller.uid();
         const options = unwrapDict(rawOptions);
         checkOptionNames(options, ['start_nonce', 'count', 'mode', 'threads']);
         const startNonce = optionalU32(options.start_nonce, 'start_nonce') ?? 0;
@@ -130,13 +127,14 @@ export const randomXInterface: InterfaceSpec<RandomXService> = {
     },
     {
       name: 'Benchmark',
+      access: 'privileged',
       in: [
         ['nonces', 'u'],
         ['options', 'a{sv}'],
       ],
       out: [['task', 'o']],
       handler: async (svc, [nonces, rawOptions], ctx) => {
-        const uid = await ctx.caller.requirePrivileged('start RandomX jobs');
+        const uid = await ctx.caller.uid();
         const options = unwrapDict(rawOptions);
         checkOptionNames(options, ['mode', 'threads', 'key']);
         return submit(
@@ -153,31 +151,31 @@ export const randomXInterface: InterfaceSpec<RandomXService> = {
     },
   ],
   properties: [
-    { name: 'Mode', type: 's', get: (svc) => svc.engine.defaultMode, emitsChange: false },
-    { name: 'Threads', type: 'u', get: (svc) => svc.engine.threads, emitsChange: false },
+    { name: 'Mode', type: 's', get: (svc) => svc.engine.defaultMode, change: 'const' },
+    { name: 'Threads', type: 'u', get: (svc) => svc.engine.threads, change: 'const' },
     {
       name: 'DatasetState',
       type: 's',
       get: (svc) => svc.engine.properties().datasetState,
-      emitsChange: true,
+      change: 'emits',
     },
     {
       name: 'DatasetKey',
       type: 'ay',
       get: (svc) => svc.engine.properties().datasetKey,
-      emitsChange: true,
+      change: 'emits',
     },
     {
       name: 'Features',
       type: 'as',
       get: (svc) => svc.engine.properties().features,
-      emitsChange: true,
+      change: 'emits',
     },
     {
       name: 'HashRate',
       type: 'd',
       get: (svc) => svc.engine.properties().hashRate,
-      emitsChange: true,
+      change: 'emits',
     },
   ],
   signals: [],
@@ -189,30 +187,3 @@ export function exportRandomX(server: ObjectServer, service: RandomXService): vo
     server.propertiesChanged(RANDOMX_PATH, randomXInterface.name, names),
   );
 }
-
-/** `[randomx]` settings: `threads` (default: CPUs), `mode` (light|fast), `large_pages` (yes|no). */
-export function randomxSettings(config: readonly IniSection[]): EngineOptions {
-  const section = config.find((s) => s.name === 'randomx')?.values;
-  const options: EngineOptions = {};
-  const threads = section?.get('threads');
-  if (threads !== undefined && threads.trim() !== '') {
-    const n = Number(threads);
-    if (!Number.isInteger(n) || n < 1) {
-      throw new VigilError('InvalidArgument', `[randomx] threads must be a positive integer`);
-    }
-    options.threads = n;
-  }
-  const mode = section?.get('mode');
-  if (mode !== undefined && mode.trim() !== '') options.defaultMode = checkMode(mode.trim());
-  const largePages = section?.get('large_pages');
-  if (largePages !== undefined) options.largePages = !/^(0|no|false|off)$/i.test(largePages.trim());
-  return options;
-}
-
-/** The RandomX capability for the daemon: the engine, its task kinds and its bus object. */
-export const setupRandomX: CapabilitySetup = async (ctx): Promise<Capability> => {
-  const engine = new RandomXEngine(randomxSettings(ctx.config));
-  for (const kind of randomxKinds(engine)) ctx.tasks.registerKind(kind);
-  exportRandomX(ctx.server, { engine, manager: ctx.tasks });
-  return { name: 'randomx', stop: () => engine.close() };
-};

@@ -1,10 +1,9 @@
-import { Variant } from '@particle/dbus-next';
 import { VigilError } from '../core/errors';
 import { bind, type InterfaceSpec } from '../bus/interface';
 import { IFACE_PREFIX, ROOT_PATH } from '../bus/names';
 import type { ObjectServer } from '../bus/server';
 import { usec } from '../bus/time';
-import { toVariantDict, unwrapDict } from '../bus/values';
+import { toVariantDict, unwrapDict, Variant } from '../bus/values';
 import type { TaskRecord } from './history';
 import type { TaskManager } from './manager';
 import type { Task } from './task';
@@ -19,54 +18,61 @@ export const taskInterface: InterfaceSpec<Task> = {
   methods: [
     {
       name: 'Cancel',
+      access: 'owner',
       in: [],
       out: [],
-      handler: async (t, _args, ctx) => t.cancel(await ctx.caller.uid()),
+      handler: (t) => t.cancel(),
     },
     {
       name: 'Pause',
+      access: 'owner',
       in: [],
       out: [],
-      handler: async (t, _args, ctx) => t.pause(await ctx.caller.uid()),
+      handler: (t) => t.pause(),
     },
     {
       name: 'Resume',
+      access: 'owner',
       in: [],
       out: [],
-      handler: async (t, _args, ctx) => t.resume(await ctx.caller.uid()),
+      handler: (t) => t.resume(),
     },
     {
       name: 'Wait',
+      access: 'anyone',
       in: [],
       out: [['result', 'a{sv}']],
       handler: async (t) => toVariantDict(await t.wait()),
     },
     {
       name: 'Input',
+      access: 'owner',
       in: [['input', 'a{sv}']],
       out: [],
-      handler: async (t, [input], ctx) => t.input(await ctx.caller.uid(), unwrapDict(input)),
+      handler: (t, [input]) => t.input(unwrapDict(input)),
     },
   ],
+  owner: (t) => t.ownerUid,
+  describe: (t) => `task ${t.id}`,
   properties: [
-    { name: 'Id', type: 's', get: (t) => t.id, emitsChange: false },
-    { name: 'Kind', type: 's', get: (t) => t.kind.name, emitsChange: false },
-    { name: 'State', type: 's', get: (t) => t.state, emitsChange: true },
-    { name: 'Progress', type: 'd', get: (t) => t.progress, emitsChange: true },
-    { name: 'ProgressValid', type: 'b', get: (t) => t.progressValid, emitsChange: true },
-    { name: 'Phase', type: 's', get: (t) => t.phase, emitsChange: true },
-    { name: 'Done', type: 't', get: (t) => BigInt(Math.floor(t.done)), emitsChange: true },
-    { name: 'Total', type: 't', get: (t) => BigInt(Math.floor(t.total)), emitsChange: true },
-    { name: 'Unit', type: 's', get: (t) => t.unit, emitsChange: false },
-    { name: 'Rate', type: 'd', get: (t) => t.rate, emitsChange: true },
-    { name: 'StartTime', type: 't', get: (t) => usec(t.startTime), emitsChange: true },
-    { name: 'ExpectedEndTime', type: 't', get: (t) => usec(t.expectedEndTime), emitsChange: true },
-    { name: 'FinishTime', type: 't', get: (t) => usec(t.finishTime), emitsChange: true },
-    { name: 'OwnerUid', type: 'u', get: (t) => t.ownerUid, emitsChange: false },
-    { name: 'Cancelable', type: 'b', get: (t) => t.cancelable, emitsChange: false },
-    { name: 'Result', type: 'a{sv}', get: (t) => toVariantDict(t.result), emitsChange: true },
-    { name: 'ErrorName', type: 's', get: (t) => t.errorName, emitsChange: true },
-    { name: 'ErrorMessage', type: 's', get: (t) => t.errorMessage, emitsChange: true },
+    { name: 'Id', type: 's', get: (t) => t.id, change: 'const' },
+    { name: 'Kind', type: 's', get: (t) => t.kind.name, change: 'const' },
+    { name: 'State', type: 's', get: (t) => t.state, change: 'emits' },
+    { name: 'Progress', type: 'd', get: (t) => t.progress, change: 'emits' },
+    { name: 'ProgressValid', type: 'b', get: (t) => t.progressValid, change: 'emits' },
+    { name: 'Phase', type: 's', get: (t) => t.phase, change: 'emits' },
+    { name: 'Done', type: 't', get: (t) => BigInt(Math.floor(t.done)), change: 'emits' },
+    { name: 'Total', type: 't', get: (t) => BigInt(Math.floor(t.total)), change: 'emits' },
+    { name: 'Unit', type: 's', get: (t) => t.unit, change: 'const' },
+    { name: 'Rate', type: 'd', get: (t) => t.rate, change: 'emits' },
+    { name: 'StartTime', type: 't', get: (t) => usec(t.startTime), change: 'emits' },
+    { name: 'ExpectedEndTime', type: 't', get: (t) => usec(t.expectedEndTime), change: 'emits' },
+    { name: 'FinishTime', type: 't', get: (t) => usec(t.finishTime), change: 'emits' },
+    { name: 'OwnerUid', type: 'u', get: (t) => t.ownerUid, change: 'const' },
+    { name: 'Cancelable', type: 'b', get: (t) => t.cancelable, change: 'const' },
+    { name: 'Result', type: 'a{sv}', get: (t) => toVariantDict(t.result), change: 'emits' },
+    { name: 'ErrorName', type: 's', get: (t) => t.errorName, change: 'emits' },
+    { name: 'ErrorMessage', type: 's', get: (t) => t.errorMessage, change: 'emits' },
   ],
   signals: [
     {
@@ -93,12 +99,14 @@ export const taskManagerInterface: InterfaceSpec<TaskManager> = {
   methods: [
     {
       name: 'ListTasks',
+      access: 'anyone',
       in: [],
       out: [['tasks', 'ao']],
       handler: (m) => m.list().map((t) => taskPath(t.id)),
     },
     {
       name: 'GetHistory',
+      access: 'anyone',
       in: [['limit', 'u']],
       out: [['tasks', 'aa{sv}']],
       handler: (m, [limit]) => {
@@ -111,9 +119,9 @@ export const taskManagerInterface: InterfaceSpec<TaskManager> = {
     },
   ],
   properties: [
-    { name: 'Running', type: 'u', get: (m) => m.running, emitsChange: true },
-    { name: 'Queued', type: 'u', get: (m) => m.queued, emitsChange: true },
-    { name: 'MaxRunning', type: 'u', get: (m) => m.maxRunning, emitsChange: false },
+    { name: 'Running', type: 'u', get: (m) => m.running, change: 'emits' },
+    { name: 'Queued', type: 'u', get: (m) => m.queued, change: 'emits' },
+    { name: 'MaxRunning', type: 'u', get: (m) => m.maxRunning, change: 'emits' },
   ],
   signals: [],
 };

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { VigilError, messageOf } from '../core/errors';
+import { ERROR_PREFIX, VigilError, messageOf } from '../core/errors';
 import { log } from '../core/log';
 import type { TaskHistory, TaskRecord } from './history';
 import { Task } from './task';
@@ -130,7 +130,7 @@ export class TaskManager extends EventEmitter<TaskManagerEvents> {
         ...record,
         state: 'interrupted',
         finishTime: this.now(),
-        errorName: 'org.vigil.Vigil1.Error.Failed',
+        errorName: `${ERROR_PREFIX}Failed`,
         errorMessage: 'vigil stopped while the task was running',
       };
       this.options.history.save(interrupted);

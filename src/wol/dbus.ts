@@ -4,12 +4,8 @@ import type { ObjectServer } from '../bus/server';
 import { usec } from '../bus/time';
 import { unwrapDict } from '../bus/values';
 import { invalidArgument } from '../core/errors';
-import type { IniSection } from '../core/ini';
-import { log } from '../core/log';
-import type { Capability, CapabilitySetup } from '../daemon/capability';
-import { interfaceForIp } from './addresses';
-import { hostsFromConfig, type HostOptions, type ResolveEnvironment } from './config';
-import { WolService } from './service';
+import type { HostOptions } from './config';
+import type { WolService } from './service';
 import type { Host } from './watcher';
 
 export const WAKE_ON_LAN_PATH = `${ROOT_PATH}/WakeOnLan`;
@@ -29,6 +25,7 @@ export const wakeOnLanInterface: InterfaceSpec<WolService> = {
   methods: [
     {
       name: 'AddHost',
+      access: 'privileged',
       in: [
         ['name', 's'],
         ['mac', 's'],
@@ -36,47 +33,45 @@ export const wakeOnLanInterface: InterfaceSpec<WolService> = {
         ['options', 'a{sv}'],
       ],
       out: [['host', 'o']],
-      handler: async (svc, [name, mac, ip, options], ctx) => {
-        await ctx.caller.requirePrivileged('add Wake-on-LAN hosts');
+      handler: (svc, [name, mac, ip, options]) => {
         const host = svc.addHost(name as string, mac as string, ip as string, hostOptions(options));
         return hostPath(host.spec.name);
       },
     },
     {
       name: 'RemoveHost',
+      access: 'privileged',
       in: [['name', 's']],
       out: [],
-      handler: async (svc, [name], ctx) => {
-        await ctx.caller.requirePrivileged('remove Wake-on-LAN hosts');
+      handler: (svc, [name]) => {
         svc.removeHost(name as string);
       },
     },
     {
       name: 'Wake',
+      access: 'privileged',
       in: [['name_or_mac', 's']],
       out: [],
-      handler: async (svc, [target], ctx) => {
-        await ctx.caller.requirePrivileged('send wake packets');
-        await svc.wake(target as string);
-      },
+      handler: (svc, [target]) => svc.wake(target as string),
     },
     {
       name: 'ListHosts',
+      access: 'anyone',
       in: [],
       out: [['hosts', 'ao']],
       handler: (svc) => svc.listHosts().map((h) => hostPath(h.spec.name)),
     },
   ],
   properties: [
-    { name: 'Interfaces', type: 'as', get: (svc) => svc.interfaces, emitsChange: true },
-    { name: 'FramesSeen', type: 't', get: (svc) => u64(svc.framesSeen), emitsChange: false },
-    { name: 'WakesSent', type: 't', get: (svc) => u64(svc.wakesSent), emitsChange: true },
-    { name: 'Available', type: 'b', get: (svc) => svc.available, emitsChange: true },
+    { name: 'Interfaces', type: 'as', get: (svc) => svc.interfaces, change: 'emits' },
+    { name: 'FramesSeen', type: 't', get: (svc) => u64(svc.framesSeen), change: 'silent' },
+    { name: 'WakesSent', type: 't', get: (svc) => u64(svc.wakesSent), change: 'emits' },
+    { name: 'Available', type: 'b', get: (svc) => svc.available, change: 'emits' },
     {
       name: 'FramesMalformed',
       type: 't',
       get: (svc) => u64(svc.framesMalformed),
-      emitsChange: false,
+      change: 'silent',
     },
   ],
   signals: [
@@ -106,36 +101,34 @@ export const hostInterface: InterfaceSpec<HostObject> = {
   methods: [
     {
       name: 'Wake',
+      access: 'privileged',
       in: [],
       out: [],
-      handler: async (obj, _args, ctx) => {
-        await ctx.caller.requirePrivileged('send wake packets');
-        await obj.service.wake(obj.host.spec.name);
-      },
+      handler: (obj) => obj.service.wake(obj.host.spec.name),
     },
   ],
   properties: [
-    { name: 'Name', type: 's', get: (o) => o.host.spec.name, emitsChange: false },
-    { name: 'Mac', type: 's', get: (o) => o.host.spec.mac, emitsChange: false },
-    { name: 'Ip', type: 's', get: (o) => o.host.spec.ip, emitsChange: false },
-    { name: 'Interface', type: 's', get: (o) => o.host.spec.interface, emitsChange: false },
-    { name: 'State', type: 's', get: (o) => o.host.status.state, emitsChange: true },
-    { name: 'LastSeen', type: 't', get: (o) => usec(o.host.status.lastSeen), emitsChange: true },
-    { name: 'LastWake', type: 't', get: (o) => usec(o.host.status.lastWake), emitsChange: true },
-    { name: 'WakeCount', type: 'u', get: (o) => o.host.status.wakeCount, emitsChange: true },
+    { name: 'Name', type: 's', get: (o) => o.host.spec.name, change: 'const' },
+    { name: 'Mac', type: 's', get: (o) => o.host.spec.mac, change: 'const' },
+    { name: 'Ip', type: 's', get: (o) => o.host.spec.ip, change: 'emits' },
+    { name: 'Interface', type: 's', get: (o) => o.host.spec.interface, change: 'emits' },
+    { name: 'State', type: 's', get: (o) => o.host.status.state, change: 'emits' },
+    { name: 'LastSeen', type: 't', get: (o) => usec(o.host.status.lastSeen), change: 'emits' },
+    { name: 'LastWake', type: 't', get: (o) => usec(o.host.status.lastWake), change: 'emits' },
+    { name: 'WakeCount', type: 'u', get: (o) => o.host.status.wakeCount, change: 'emits' },
     {
       name: 'OnlyFrom',
       type: 'as',
       get: (o) => o.host.spec.onlyFrom.map((r) => r.text),
-      emitsChange: false,
+      change: 'emits',
     },
-    { name: 'Timeout', type: 'u', get: (o) => o.host.spec.timeout, emitsChange: false },
-    { name: 'Cooldown', type: 'u', get: (o) => o.host.spec.cooldown, emitsChange: false },
+    { name: 'Timeout', type: 'u', get: (o) => o.host.spec.timeout, change: 'emits' },
+    { name: 'Cooldown', type: 'u', get: (o) => o.host.spec.cooldown, change: 'emits' },
     {
       name: 'LastWakeDuration',
       type: 't',
       get: (o) => usec(o.host.status.lastWakeDuration),
-      emitsChange: true,
+      change: 'emits',
     },
   ],
   signals: [],
@@ -200,47 +193,3 @@ export function exportWakeOnLan(server: ObjectServer, service: WolService): void
     ]),
   );
 }
-
-function yes(value: string | undefined): boolean {
-  return value !== undefined && /^(1|yes|true|on)$/i.test(value.trim());
-}
-
-/** `[wol]` settings: `interfaces` (spaces or commas) and `ethernet_frame` (yes/no). */
-export function wolSettings(config: readonly IniSection[]): {
-  interfaces: string[];
-  ethernetFrame: boolean;
-} {
-  const section = config.find((s) => s.name === 'wol');
-  return {
-    interfaces: (section?.values.get('interfaces') ?? '').split(/[\s,]+/).filter((s) => s !== ''),
-    ethernetFrame: yes(section?.values.get('ethernet_frame')),
-  };
-}
-
-/** The Wake-on-LAN capability for the daemon: config hosts, persisted hosts, bus objects. */
-export const setupWakeOnLan: CapabilitySetup = async (ctx): Promise<Capability> => {
-  const settings = wolSettings(ctx.config);
-  const configured = settings.interfaces;
-  const env: ResolveEnvironment = {
-    // A host given without an interface is on the one whose subnet holds its address, or on
-    // the only watched interface.
-    interfaceForIp: (ip) => {
-      const bySubnet = interfaceForIp(ip);
-      if (bySubnet && (configured.length === 0 || configured.includes(bySubnet))) return bySubnet;
-      return configured.length === 1 ? configured[0] : undefined;
-    },
-  };
-  const { hosts, warnings } = hostsFromConfig(ctx.config, 'config', env);
-  for (const w of warnings) log.warning(w);
-  const service = new WolService({
-    log,
-    configHosts: hosts,
-    db: ctx.db,
-    sendEthernetFrame: settings.ethernetFrame,
-    interfaces: configured,
-    env,
-  });
-  exportWakeOnLan(ctx.server, service);
-  await service.start();
-  return { name: 'wake-on-lan', stop: async () => service.stop() };
-};

@@ -1,4 +1,4 @@
-import { Variant } from '@particle/dbus-next';
+import { Variant } from '../../src/bus/values';
 import { chooseBus } from '../../src/cli/client';
 import { EXIT, intArg, parseCommandArgs, UsageError, type CliCommand } from '../../src/cli/command';
 import { commandGroup, commands, findCommand } from '../../src/cli/commands';

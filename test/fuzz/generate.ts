@@ -1,4 +1,4 @@
-import { Variant } from '@particle/dbus-next';
+import { Variant } from '../../src/bus/values';
 
 /**
  * Seeded generators of D-Bus signatures and values for the fuzz test: everything they make is

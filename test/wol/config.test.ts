@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { Variant } from '@particle/dbus-next';
+import { Variant } from '../../src/bus/values';
 import os from 'node:os';
 import path from 'node:path';
 import { openStateDatabase } from '../../src/core/database';
@@ -16,7 +16,8 @@ import { hostsFromConfig, lookupEthers, makeHostSpec } from '../../src/wol/confi
 import { magicEthernetFrame, magicPacket } from '../../src/wol/frames';
 import { captureFilter, hasNetRawCapability, isEchoReplyFor } from '../../src/wol/io';
 import { WolStore } from '../../src/wol/store';
-import { hostOptions, wolSettings } from '../../src/wol/dbus';
+import { wolSettings } from '../../src/wol/capability';
+import { hostOptions } from '../../src/wol/dbus';
 
 let dir: string;
 beforeAll(() => {

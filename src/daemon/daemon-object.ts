@@ -1,0 +1,15 @@
+import { bind } from '../bus/interface';
+import { ROOT_PATH } from '../bus/names';
+import type { CapabilityModule } from './capability';
+import { daemonInterface } from './dbus';
+import { VERSION } from './version';
+
+/** The Daemon object at the root path (the ObjectManager lives there too). */
+export const daemonObjectCapability: CapabilityModule = {
+  name: 'daemon',
+  interfaces: [daemonInterface],
+  async setup({ server }) {
+    server.export(ROOT_PATH, [bind(daemonInterface, { version: VERSION, startTime: Date.now() })]);
+    return { name: 'daemon' };
+  },
+};
