@@ -2,7 +2,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startPrivateBus, type PrivateBus } from './helpers/bus';
+import { startPrivateBus, waitForBusName, type PrivateBus } from './helpers/bus';
 
 // Installs the real tree (scripts/install) into temporary DESTDIRs and checks it with the tools an
 // administrator would use: systemd-analyze verify and security, systemd-sysusers,
@@ -207,17 +207,10 @@ describe('system install into a DESTDIR', () => {
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
     try {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setInterval(() => {
-          if (output.includes('owns org.vigil.Vigil1')) {
-            clearInterval(timer);
-            resolve();
-          }
-        }, 20);
-        child.once('exit', (code) => {
-          clearInterval(timer);
-          reject(new Error(`installed vigild exited (${code}):\n${output}`));
-        });
+      await waitForBusName(bus.address, {
+        pid: child.pid,
+        exited: new Promise((resolve) => child.once('exit', resolve)),
+        describe: () => `installed vigild:\n${output}`,
       });
       const reply = expectOk(
         run('gdbus', [
@@ -331,11 +324,13 @@ describe('install with other prefixes', () => {
       'utf8',
     );
     expect(unit).toMatch(/^ExecStart=\/opt\/vigil\/sbin\/vigild --system /m);
+    expect(unit).toMatch(/^ExecReload=\/opt\/vigil\/bin\/vigilctl --system reload$/m);
     const userUnit = fs.readFileSync(
       path.join(destdir, 'opt/vigil/lib/systemd/user/vigild.service'),
       'utf8',
     );
     expect(userUnit).toMatch(/^ExecStart=\/opt\/vigil\/sbin\/vigild --session /m);
+    expect(userUnit).toMatch(/^ExecReload=\/opt\/vigil\/bin\/vigilctl --session reload$/m);
     expect(userUnit).toContain('/opt/vigil/share/doc/vigil/vigil.conf.example');
     for (const bus of ['system-services', 'services']) {
       expect(

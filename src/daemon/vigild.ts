@@ -27,8 +27,24 @@ async function main(): Promise<void> {
     process.exit(3);
   });
 
+  // SIGHUP reloads the config, like Daemon.Reload(). Installed before the start so an early
+  // one cannot kill the daemon (node's default), and ignored until every capability is up.
+  let started = false;
+  process.on('SIGHUP', () => {
+    if (!started || stopping) {
+      log.notice('SIGHUP while starting or stopping: ignored');
+      return;
+    }
+    try {
+      daemon.reload('SIGHUP');
+    } catch {
+      // Logged by reload; the running config stays.
+    }
+  });
+
   try {
     await daemon.start();
+    started = true;
   } catch (e) {
     if (e instanceof NameTakenError) {
       log.error(`vigil is already running: ${messageOf(e)}`);
