@@ -122,6 +122,8 @@ describe('system install into a DESTDIR', () => {
       'usr/local/share/dbus-1/services/org.vigil.Vigil1.service',
       'usr/local/share/man/man8/vigild.8',
       'usr/local/share/man/man1/vigilctl.1',
+      'usr/local/share/bash-completion/completions/vigilctl',
+      'usr/local/share/zsh/site-functions/_vigilctl',
       'usr/local/share/doc/vigil/vigil.conf.example',
       'etc/vigil/vigil.conf',
     ]) {
@@ -352,6 +354,9 @@ describe('install with other prefixes', () => {
     const files = tree(destdir);
     expect(files).toContain('usr/share/dbus-1/system.d/org.vigil.Vigil1.conf');
     expect(files).toContain('usr/lib/systemd/system/vigild.service');
+    // Debian's zsh reads packages' completions from vendor-completions.
+    expect(files).toContain('usr/share/zsh/vendor-completions/_vigilctl');
+    expect(files).toContain('usr/share/bash-completion/completions/vigilctl');
     expect(files).not.toContain('etc/dbus-1/');
     expectOk(run(UNINSTALL, [], { DESTDIR: destdir, PREFIX: '/usr' }));
     expect(tree(destdir)).toEqual(['etc/', 'etc/vigil/', 'etc/vigil/vigil.conf']);
@@ -384,6 +389,8 @@ describe('per-user install (--user)', () => {
       '.local/share/systemd/user/vigild.service',
       '.local/share/dbus-1/services/org.vigil.Vigil1.service',
       '.local/share/man/man8/vigild.8',
+      '.local/share/bash-completion/completions/vigilctl',
+      '.local/share/zsh/site-functions/_vigilctl',
       '.config/vigil/vigil.conf',
     ]) {
       expect(files).toContain(expected);
