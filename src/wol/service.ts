@@ -58,10 +58,39 @@ export interface WolServiceOptions {
   readonly env?: ResolveEnvironment;
 }
 
+/** What a config reload did to the hosts, by name (a changed MAC counts as changed). */
+export interface ConfigHostsChange {
+  readonly added: string[];
+  readonly removed: string[];
+  readonly changed: string[];
+}
+
+/** The Host properties that differ between two settings of one host. */
+function changedHostProperties(from: HostSpec, to: HostSpec): HostProperty[] {
+  const props: HostProperty[] = [];
+  if (from.ip !== to.ip) props.push('Ip');
+  if (from.interface !== to.interface) props.push('Interface');
+  const ranges = (s: HostSpec): string => s.onlyFrom.map((r) => r.text).join(',');
+  if (ranges(from) !== ranges(to)) props.push('OnlyFrom');
+  if (from.timeout !== to.timeout) props.push('Timeout');
+  if (from.cooldown !== to.cooldown) props.push('Cooldown');
+  return props;
+}
+
 /** Properties of the WakeOnLan object whose changes are announced. */
 export type ServiceProperty = 'Interfaces' | 'WakesSent' | 'Available';
 /** Properties of a Host object. */
-export type HostProperty = 'State' | 'LastSeen' | 'LastWake' | 'WakeCount' | 'LastWakeDuration';
+export type HostProperty =
+  | 'State'
+  | 'LastSeen'
+  | 'LastWake'
+  | 'WakeCount'
+  | 'LastWakeDuration'
+  | 'Ip'
+  | 'Interface'
+  | 'OnlyFrom'
+  | 'Timeout'
+  | 'Cooldown';
 
 export interface WakeSentEvent {
   readonly name: string;
@@ -232,7 +261,7 @@ export class WolService extends EventEmitter<ServiceEvents> {
     if (host.spec.source === 'config') {
       throw new VigilError(
         'NotSupported',
-        `host "${name}" comes from the config file; remove it there and restart`,
+        `host "${name}" comes from the config file; remove it there and reload`,
       );
     }
     const interfacesBefore = this.interfaces.join(',');
@@ -245,6 +274,70 @@ export class WolService extends EventEmitter<ServiceEvents> {
     this.syncTimer();
     if (this.interfaces.join(',') !== interfacesBefore) this.emit('changed', ['Interfaces']);
     return host;
+  }
+
+  /**
+   * A config reload's hosts. Checks `specs` against everything that stays (hosts added over
+   * D-Bus, the watched interfaces) and returns the change to make, so that a refused reload
+   * changes nothing. When applied: hosts gone from the file stop being watched, new ones are
+   * watched, the others change in place and announce what changed. A changed MAC makes a new
+   * host (a Host's `Mac` is const); a D-Bus host of a name the file now uses gives way, as at
+   * start.
+   */
+  prepareConfigHosts(specs: readonly HostSpec[]): () => ConfigHostsChange {
+    const wanted = new Map(specs.map((s) => [s.name, s]));
+    const current = new Map(this.watcher.list().map((h) => [h.spec.name, h]));
+    // A D-Bus host stays unless the file takes its name; a file host stays if its MAC does.
+    const stays = (h: Host): boolean =>
+      h.spec.source === 'bus'
+        ? !wanted.has(h.spec.name)
+        : wanted.get(h.spec.name)?.mac === h.spec.mac;
+    const gone = [...current.values()].filter(
+      (h) => !stays(h) && (h.spec.source === 'config' || wanted.has(h.spec.name)),
+    );
+    const added = specs.filter(
+      (s) => !current.has(s.name) || gone.includes(current.get(s.name) as Host),
+    );
+    const changed = specs.flatMap((spec) => {
+      const host = current.get(spec.name);
+      const props = host && stays(host) ? changedHostProperties(host.spec, spec) : [];
+      return props.length > 0 ? [{ spec, props }] : [];
+    });
+    // Everything that will be watched, tried on a scratch watcher first: a clash refuses the lot.
+    const trial = new WolWatcher({ wake: () => {}, stateChanged: () => {}, seen: () => {} });
+    for (const h of current.values())
+      if (h.spec.source === 'bus' && stays(h)) trial.addHost(h.spec);
+    for (const spec of specs) {
+      this.refuseUnwatchedInterface(spec);
+      trial.addHost(spec);
+    }
+    return () => {
+      const interfacesBefore = this.interfaces.join(',');
+      for (const host of gone) {
+        if (host.spec.source === 'bus') {
+          this.log.warning(
+            `Wake-on-LAN: host "${host.spec.name}" added over D-Bus is now also in the config file; the config wins`,
+          );
+        }
+        this.watcher.removeHost(host.spec.name);
+        this.lastSeenAnnounced.delete(host.spec.name);
+        this.emit('hostRemoved', host);
+      }
+      const updated = this.watcher.updateHosts(changed.map((c) => c.spec));
+      updated.forEach((host, i) => this.emit('hostChanged', host, changed[i].props));
+      this.syncCaptures();
+      if (this.interfaces.join(',') !== interfacesBefore) this.emit('changed', ['Interfaces']);
+      for (const spec of added) this.addWatched(spec);
+      this.syncTimer();
+      return {
+        added: added.filter((s) => !current.has(s.name)).map((s) => s.name),
+        removed: gone.filter((h) => !wanted.has(h.spec.name)).map((h) => h.spec.name),
+        changed: [
+          ...changed.map((c) => c.spec.name),
+          ...added.filter((s) => current.has(s.name)).map((s) => s.name),
+        ],
+      };
+    };
   }
 
   /**
@@ -310,13 +403,17 @@ export class WolService extends EventEmitter<ServiceEvents> {
     return this.options.sendEthernetFrame ? this.captures.get(iface) : undefined;
   }
 
-  private addWatched(spec: HostSpec): Host {
+  private refuseUnwatchedInterface(spec: HostSpec): void {
     const configured = this.options.interfaces ?? [];
     if (configured.length && !configured.includes(spec.interface)) {
       throw invalidArgument(
         `host "${spec.name}" is on ${spec.interface}, which is not watched (watched: ${configured.join(', ')})`,
       );
     }
+  }
+
+  private addWatched(spec: HostSpec): Host {
+    this.refuseUnwatchedInterface(spec);
     const interfacesBefore = this.interfaces.join(',');
     const host = this.watcher.addHost(spec);
     const saved = this.store?.loadStats(spec.name);

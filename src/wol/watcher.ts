@@ -87,8 +87,17 @@ export function validateTiming(timeout: number, cooldown: number): void {
   }
 }
 
+function checkedIp(spec: HostSpec): number {
+  validateTiming(spec.timeout, spec.cooldown);
+  const ipValue = parseIpv4(spec.ip);
+  if (ipValue === undefined) throw invalidArgument(`invalid IPv4 address "${spec.ip}"`);
+  return ipValue;
+}
+
 interface HostEntry extends Host {
-  readonly ipValue: number;
+  // Mutable for updateHosts: a reloaded host keeps its entry, which its bus object holds.
+  spec: HostSpec;
+  ipValue: number;
   readonly status: HostStatus;
 }
 
@@ -108,17 +117,9 @@ export class WolWatcher {
 
   /** Add a host (validated by the caller); duplicates of name, or IP on the same interface, are refused. */
   addHost(spec: HostSpec): Host {
-    validateTiming(spec.timeout, spec.cooldown);
     if (this.hosts.has(spec.name)) throw invalidArgument(`a host named "${spec.name}" exists`);
-    const ipValue = parseIpv4(spec.ip);
-    if (ipValue === undefined) throw invalidArgument(`invalid IPv4 address "${spec.ip}"`);
-    const ipKey = `${spec.interface}|${ipValue}`;
-    const clash = this.byIp.get(ipKey);
-    if (clash) {
-      throw invalidArgument(
-        `${spec.ip} on ${spec.interface} is already watched as "${clash.spec.name}"`,
-      );
-    }
+    const ipValue = checkedIp(spec);
+    this.refuseIpClash(spec, ipValue);
     const entry: HostEntry = {
       spec,
       ipValue,
@@ -133,10 +134,65 @@ export class WolWatcher {
       },
     };
     this.hosts.set(spec.name, entry);
-    this.byIp.set(ipKey, entry);
-    const macKey = `${spec.interface}|${spec.mac}`;
-    this.byMac.set(macKey, [...(this.byMac.get(macKey) ?? []), entry]);
+    this.index(entry);
     return entry;
+  }
+
+  /**
+   * Change hosts' settings in place (a config reload): each keeps its name, MAC, state and
+   * counters, and the object its bus object reads. All or nothing: an IP that would clash
+   * after the change refuses the lot, so two hosts may swap addresses.
+   */
+  updateHosts(specs: readonly HostSpec[]): Host[] {
+    const updates = specs.map((spec) => {
+      const entry = this.hosts.get(spec.name);
+      if (!entry || entry.spec.mac !== spec.mac) {
+        throw invalidArgument(`no host "${spec.name}" with MAC ${spec.mac} to update`);
+      }
+      return { entry, spec, ipValue: checkedIp(spec) };
+    });
+    for (const u of updates) this.unindex(u.entry);
+    try {
+      for (const [i, u] of updates.entries()) {
+        this.refuseIpClash(u.spec, u.ipValue);
+        const twin = updates
+          .slice(0, i)
+          .find((o) => o.spec.interface === u.spec.interface && o.ipValue === u.ipValue);
+        if (twin) throw invalidArgument(`${u.spec.ip} is given to "${twin.spec.name}" too`);
+      }
+    } catch (e) {
+      for (const u of updates) this.index(u.entry);
+      throw e;
+    }
+    for (const u of updates) {
+      u.entry.spec = u.spec;
+      u.entry.ipValue = u.ipValue;
+      this.index(u.entry);
+    }
+    return updates.map((u) => u.entry);
+  }
+
+  private refuseIpClash(spec: HostSpec, ipValue: number): void {
+    const clash = this.byIp.get(`${spec.interface}|${ipValue}`);
+    if (clash) {
+      throw invalidArgument(
+        `${spec.ip} on ${spec.interface} is already watched as "${clash.spec.name}"`,
+      );
+    }
+  }
+
+  private index(entry: HostEntry): void {
+    this.byIp.set(`${entry.spec.interface}|${entry.ipValue}`, entry);
+    const macKey = `${entry.spec.interface}|${entry.spec.mac}`;
+    this.byMac.set(macKey, [...(this.byMac.get(macKey) ?? []), entry]);
+  }
+
+  private unindex(entry: HostEntry): void {
+    this.byIp.delete(`${entry.spec.interface}|${entry.ipValue}`);
+    const macKey = `${entry.spec.interface}|${entry.spec.mac}`;
+    const rest = (this.byMac.get(macKey) ?? []).filter((e) => e !== entry);
+    if (rest.length) this.byMac.set(macKey, rest);
+    else this.byMac.delete(macKey);
   }
 
   /** Restore counters kept across restarts (wake count, last wake). */
@@ -153,11 +209,7 @@ export class WolWatcher {
     const entry = this.hosts.get(name);
     if (!entry) throw new VigilError('NotFound', `no host named "${name}"`);
     this.hosts.delete(name);
-    this.byIp.delete(`${entry.spec.interface}|${entry.ipValue}`);
-    const macKey = `${entry.spec.interface}|${entry.spec.mac}`;
-    const rest = (this.byMac.get(macKey) ?? []).filter((e) => e !== entry);
-    if (rest.length) this.byMac.set(macKey, rest);
-    else this.byMac.delete(macKey);
+    this.unindex(entry);
     return entry;
   }
 
