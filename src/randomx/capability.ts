@@ -3,7 +3,7 @@ import type { IniSection } from '../core/ini';
 import { settingChanges, type CapabilityModule } from '../daemon/capability';
 import { exportRandomX, randomXInterface } from './dbus';
 import type { EngineOptions } from './engine';
-import { randomxKinds } from './tasks';
+import { randomxKinds } from './kinds';
 import { checkMode } from './validate';
 
 /** `[randomx]` settings: `threads` (default: CPUs), `mode` (light|fast), `large_pages` (yes|no). */
