@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { commands, findCommand } from '../src/cli/commands';
 import { LIVE_ARGUMENTS, shellWords } from '../src/cli/complete';
-import { startPrivateBus, type PrivateBus } from './helpers/bus';
+import { activatingBusConfig, startPrivateBus, type PrivateBus } from './helpers/bus';
 import { IFACE, ROOT, TestClient, variant } from './helpers/client';
 import { startDaemon, VIGILCTL, type DaemonProcess } from './helpers/daemon';
 import { Lan } from './helpers/netns';
@@ -17,6 +17,8 @@ import { Lan } from './helpers/netns';
 const REPO = path.resolve(__dirname, '..', '..');
 const BASH_SCRIPT = path.join(REPO, 'completions', 'vigilctl.bash');
 const ZSH_DIR = path.join(REPO, 'completions');
+const RD = `${ROOT}/RandomData`;
+const RD_IFACE = `${IFACE}RandomData`;
 
 let scratch: string;
 let env: NodeJS.ProcessEnv;
@@ -112,24 +114,7 @@ describe('bash completion, without a daemon', () => {
       path.join(dir, 'services', 'org.vigil.Vigil1.service'),
       `[D-BUS Service]\nName=org.vigil.Vigil1\nExec=/bin/sh -c 'touch ${marker}'\n`,
     );
-    fs.writeFileSync(
-      path.join(dir, 'bus.conf'),
-      `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path=${dir}/bus</listen>
-  <auth>EXTERNAL</auth>
-  <servicedir>${dir}/services</servicedir>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-`,
-    );
-    const bus = await startPrivateBus(path.join(dir, 'bus.conf'));
+    const bus = await startPrivateBus(activatingBusConfig(dir, path.join(dir, 'services')));
     try {
       expect(offered(`vigilctl --bus ${bus.address} cancel `)).toEqual([]);
       expect(fs.existsSync(marker)).toBe(false);
@@ -173,13 +158,7 @@ describe('bash and zsh completion with a daemon', () => {
       '10.75.0.9',
       { interface: variant('s', 'eth0') },
     ]);
-    [taskId] = (await client.call(
-      `${ROOT}/RandomData`,
-      `${IFACE}RandomData`,
-      'slow',
-      'i',
-      [64],
-    )) as string[];
+    [taskId] = (await client.call(RD, RD_IFACE, 'slow', 'i', [64])) as string[];
   });
 
   afterAll(async () => {

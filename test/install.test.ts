@@ -2,7 +2,12 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startPrivateBus, waitForBusName, type PrivateBus } from './helpers/bus';
+import {
+  activatingBusConfig,
+  startPrivateBus,
+  waitForBusName,
+  type PrivateBus,
+} from './helpers/bus';
 
 // Installs the real tree (scripts/install) into temporary DESTDIRs and checks it with the tools an
 // administrator would use: systemd-analyze verify and security, systemd-sysusers,
@@ -420,23 +425,7 @@ describe('per-user install (--user)', () => {
     // A session bus that knows only the user's service directory, started with the user's
     // HOME as a user session would be; no vigild runs until the call.
     const dir = tempDir('vigil-session-');
-    fs.writeFileSync(
-      path.join(dir, 'session.conf'),
-      `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <auth>EXTERNAL</auth>
-  <listen>unix:path=${dir}/bus</listen>
-  <servicedir>${home}/.local/share/dbus-1/services</servicedir>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-`,
-    );
+    activatingBusConfig(dir, `${home}/.local/share/dbus-1/services`);
     const busDaemon = spawn('dbus-daemon', [`--config-file=${dir}/session.conf`, '--nofork'], {
       stdio: 'ignore',
       env: { ...process.env, ...env },

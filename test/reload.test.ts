@@ -18,6 +18,7 @@ const WOL = `${ROOT}/WakeOnLan`;
 const WOL_IFACE = `${IFACE}WakeOnLan`;
 const HOST_IFACE = `${IFACE}Host`;
 const TASKS = `${ROOT}/Tasks`;
+const RD = `${ROOT}/RandomData`;
 const TASK_MANAGER = `${IFACE}TaskManager`;
 const hostPath = (name: string): string => `${ROOT}/Hosts/${name}`;
 
@@ -100,13 +101,7 @@ describe('reload', () => {
       '10.76.0.50',
       { interface: variant('s', 'eth0') },
     ]);
-    const [id] = (await client.call(
-      `${ROOT}/RandomData`,
-      `${IFACE}RandomData`,
-      'slow',
-      'i',
-      [64],
-    )) as string[];
+    const [id] = (await client.call(RD, `${IFACE}RandomData`, 'slow', 'i', [64])) as string[];
     task = `${TASKS}/${id}`;
     expect(await client.get(task, `${IFACE}Task`, 'State')).toBe('running');
     expect(await hosts()).toEqual(['added', 'alpha', 'beta', 'delta'].map(hostPath));

@@ -14,6 +14,32 @@ export interface PrivateBus {
 }
 
 /**
+ * Write a session-bus config that listens on `dir`/bus and activates services from
+ * `serviceDir` (and nothing else); returns its path.
+ */
+export function activatingBusConfig(dir: string, serviceDir: string): string {
+  const file = path.join(dir, 'session.conf');
+  fs.writeFileSync(
+    file,
+    `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <auth>EXTERNAL</auth>
+  <listen>unix:path=${dir}/bus</listen>
+  <servicedir>${serviceDir}</servicedir>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+`,
+  );
+  return file;
+}
+
+/**
  * Start `dbus-daemon` with `configFile` (the session config by default) listening on a unix
  * socket in a fresh temporary directory.
  */
