@@ -170,6 +170,13 @@ describe('reload', () => {
       ),
     );
     await logged(/reload \(asked by uid 0\) refused, the running config stays: .*:4: cannot parse/);
+    // A header missing its "]" is an error too, not a key of the section before it.
+    fs.writeFileSync(config, '[daemon]\nmax_running = 3\n[host:zeta\nip = 10.76.0.30\n');
+    const header = await reload();
+    expect(header.code).toBe(1);
+    expect(header.stderr).toMatch(
+      /InvalidArgument: .*:3: section header without "\]": "\[host:zeta"/,
+    );
     expect(await hosts()).toEqual(before);
     expect(await client.get(TASKS, TASK_MANAGER, 'MaxRunning')).toBe(1);
   });
