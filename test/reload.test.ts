@@ -115,7 +115,7 @@ describe('reload', () => {
         gamma: ['ip = 10.76.0.12', 'mac = 02:00:00:00:76:0c'],
         delta: ['ip = 10.76.0.13', 'mac = 02:00:00:00:76:dd'],
       },
-      '[randomx]\nmode = fast\n',
+      '[randomx]\nmode = fast\n[later]\nsetting = 1\n',
     );
     const result = await reload();
     expect({ code: result.code, stderr: result.stderr }).toEqual({
@@ -154,6 +154,8 @@ describe('reload', () => {
 
     // What cannot apply live is logged as such, and stays as it was.
     const log = await logged(/needs restart.*\[randomx\] mode \(default\) -> fast/);
+    // A key no part reloads is not silently taken for applied.
+    expect(log).toMatch(/needs restart.*\[later\] setting changed/);
     expect(log).toMatch(/applied .*\[daemon\] max_running 2 -> 1/);
     expect(log).toMatch(/\[host:\*\] \+gamma -beta ~alpha ~delta/);
     expect(await client.get(`${ROOT}/RandomX`, `${IFACE}RandomX`, 'Mode')).toBe('light');
