@@ -1,23 +1,37 @@
 import type { IniSection } from '../core/ini';
 import { log } from '../core/log';
 import type { CapabilityModule } from '../daemon/capability';
+import { invalidArgument } from '../core/errors';
 import { interfaceForIp } from './addresses';
 import { hostsFromConfig, type ResolveEnvironment } from './config';
 import { exportWakeOnLan, hostInterface, wakeOnLanInterface } from './dbus';
+import { DEFAULT_WAKE_HISTORY_LIMIT, MAX_WAKE_HISTORY_LIMIT } from './history';
 
 function yes(value: string | undefined): boolean {
   return value !== undefined && /^(1|yes|true|on)$/i.test(value.trim());
 }
 
-/** `[wol]` settings: `interfaces` (spaces or commas) and `ethernet_frame` (yes/no). */
+/**
+ * `[wol]` settings: `interfaces` (spaces or commas), `ethernet_frame` (yes/no) and
+ * `wake_history` (rows kept in the wake history).
+ */
 export function wolSettings(config: readonly IniSection[]): {
   interfaces: string[];
   ethernetFrame: boolean;
+  wakeHistory: number;
 } {
   const section = config.find((s) => s.name === 'wol');
+  const history = section?.values.get('wake_history')?.trim();
+  if (
+    history !== undefined &&
+    (!/^\d{1,9}$/.test(history) || Number(history) < 1 || Number(history) > MAX_WAKE_HISTORY_LIMIT)
+  ) {
+    throw invalidArgument(`[wol] wake_history must be a number of rows in 1..${MAX_WAKE_HISTORY_LIMIT}`);
+  }
   return {
     interfaces: (section?.values.get('interfaces') ?? '').split(/[\s,]+/).filter((s) => s !== ''),
     ethernetFrame: yes(section?.values.get('ethernet_frame')),
+    wakeHistory: history === undefined ? DEFAULT_WAKE_HISTORY_LIMIT : Number(history),
   };
 }
 
@@ -48,6 +62,7 @@ export const wakeOnLanCapability: CapabilityModule = {
       sendEthernetFrame: settings.ethernetFrame,
       interfaces: configured,
       env,
+      wakeHistoryLimit: settings.wakeHistory,
     });
     exportWakeOnLan(ctx.server, service);
     await service.start();
