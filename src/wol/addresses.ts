@@ -118,7 +118,7 @@ export function formatIpv6(bytes: Buffer, offset = 0): string {
   for (let i = 0; i < 8; i++) groups.push(bytes.readUInt16BE(offset + i * 2));
   let bestStart = -1;
   let bestLength = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;
@@ -170,7 +170,7 @@ export function normalizeHostIp6(text: string): string {
 
 /** The solicited-node multicast group of an address (RFC 4291 2.7.1): ff02::1:ffXX:XXXX. */
 export function solicitedNode(bytes: Buffer, offset = 0): Buffer {
-  const group = Buffer.from('ff020000000000000000000001ff0000', 'hex');
+  const group = Buffer.from('ff0200000000000000000001ff000000', 'hex');
   bytes.copy(group, 13, offset + 13, offset + 16);
   return group;
 }

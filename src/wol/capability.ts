@@ -26,7 +26,9 @@ export function wolSettings(config: readonly IniSection[]): {
     history !== undefined &&
     (!/^\d{1,9}$/.test(history) || Number(history) < 1 || Number(history) > MAX_WAKE_HISTORY_LIMIT)
   ) {
-    throw invalidArgument(`[wol] wake_history must be a number of rows in 1..${MAX_WAKE_HISTORY_LIMIT}`);
+    throw invalidArgument(
+      `[wol] wake_history must be a number of rows in 1..${MAX_WAKE_HISTORY_LIMIT}`,
+    );
   }
   return {
     interfaces: (section?.values.get('interfaces') ?? '').split(/[\s,]+/).filter((s) => s !== ''),

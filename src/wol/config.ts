@@ -87,8 +87,9 @@ export function parseWakePort(text: string): WakePort {
 
 export const formatWakePort = (p: WakePort): string => `${p.protocol}/${p.port}`;
 
-const unique = <T>(items: T[], key: (t: T) => string): T[] =>
-  [...new Map(items.map((i) => [key(i), i])).values()];
+const unique = <T>(items: T[], key: (t: T) => string): T[] => [
+  ...new Map(items.map((i) => [key(i), i])).values(),
+];
 
 const ranges = (option: string, value: ListOption | undefined): AddressRange[] =>
   unique(listOption(option, value, MAX_LIST, parseAddressRange), (r) => r.text);

@@ -295,7 +295,7 @@ function parseNdp(
   if (isMulticast6(target)) return malformed('neighbor discovery for a multicast target');
   let linkAddress: string | undefined;
   const wanted = type === 'ns' ? 1 : 2;
-  for (let o = at + 24; o < packetEnd; ) {
+  for (let o = at + 24; o < packetEnd;) {
     if (packetEnd - o < 2) return malformed('truncated neighbor discovery option');
     const size = buf[o + 1] * 8;
     if (size === 0) return malformed('neighbor discovery option of length 0');

@@ -76,7 +76,9 @@ export function readInterface(
   procSysNet = '/proc/sys/net',
 ): LocalInterface {
   const ethernet = readSysctl(`${sysClassNet}/${iface}/type`) === '1';
-  const macBytes = ethernet ? parseMac(readSysctl(`${sysClassNet}/${iface}/address`) ?? '') : undefined;
+  const macBytes = ethernet
+    ? parseMac(readSysctl(`${sysClassNet}/${iface}/address`) ?? '')
+    : undefined;
   const ipv4 = interfaceAddresses(iface)
     .map((a: InterfaceAddress) => parseIpv4(a.address))
     .filter((v): v is number => v !== undefined);
@@ -297,7 +299,9 @@ export class IcmpPinger {
  */
 export function isEchoReplyFor(packet: Buffer, identifier: number, family: 4 | 6 = 4): boolean {
   if (family === 6) {
-    return packet.length >= 8 && packet[0] === ICMP6_ECHO_REPLY && packet.readUInt16BE(4) === identifier;
+    return (
+      packet.length >= 8 && packet[0] === ICMP6_ECHO_REPLY && packet.readUInt16BE(4) === identifier
+    );
   }
   if (packet.length < 20) return false;
   const headerLength = (packet[0] & 0x0f) * 4;

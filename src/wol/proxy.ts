@@ -1,10 +1,4 @@
-import {
-  ip6Key,
-  isLinkLocal6,
-  isUnspecified6,
-  parseMac,
-  solicitedNode,
-} from './addresses';
+import { ip6Key, isLinkLocal6, isUnspecified6, parseMac, solicitedNode } from './addresses';
 import type { ArpFrame, NdpFrame } from './frames';
 import { arpFrame, multicastMac6, ndpFrame } from './packets';
 import type { Host } from './watcher';
@@ -37,9 +31,16 @@ export const ANSWER_INTERVAL_MS = 100;
 export const ANNOUNCEMENTS_PER_SECOND = 100;
 /** Requesters remembered per host for the direct hand-back replies (the oldest is forgotten). */
 export const MAX_REQUESTERS = 64;
+/**
+ * A host that wakes may be running duplicate address detection on its IPv6 addresses, and an
+ * advertisement of a tentative address (even with its own MAC) makes DAD fail. So the
+ * all-nodes advertisement of a hand-back waits this long, and longer after a DAD probe by the
+ * host for that address (RFC 4862: one probe, one second); requesters get theirs at once.
+ */
+export const DAD_GRACE_MS = 2000;
+export const DAD_WAIT_MS = 1500;
 
 const ALL_NODES = Buffer.from('ff020000000000000000000000000001', 'hex');
-const UNSPECIFIED = Buffer.alloc(16);
 
 /** One address of a host, as the proxy and the watcher's maps know it. */
 export interface ProxyAddress {
@@ -117,6 +118,8 @@ interface Queued {
   readonly frame: Buffer;
   /** Still to be sent only while this is true (a take-over repeat stops once handed back). */
   readonly valid: () => boolean;
+  /** When set, the earliest moment it may go (it waits for the host's DAD). */
+  readonly notBefore?: () => number;
 }
 
 class TokenBucket {
@@ -153,6 +156,8 @@ export class SleepProxy {
   private readonly announceBuckets = new Map<string, TokenBucket>();
   private readonly lastAnswer = new Map<string, number>();
   private queue: Queued[] = [];
+  /** When the host last probed an address (DAD), by `iface|key`. */
+  private readonly dadSeen = new Map<string, number>();
   answersSent = 0;
   answersLimited = 0;
 
@@ -267,9 +272,10 @@ export class SleepProxy {
           session.iface,
           arpFrame({ op: 'request', sourceMac: session.ownMac, senderIp: 0, targetIp: a.value }),
         );
-      } else {
-        // From our link-local address (a resolution, which a tentative address ignores);
-        // from :: only when we have none.
+      } else if (ownLinkLocal) {
+        // From our link-local address: a resolution, which a tentative address ignores (a
+        // probe from :: would make a host running DAD give the address up). Without one,
+        // IPv6 is off here and the echo alone must do.
         const group = solicitedNode(a.bytes);
         this.sendNow(
           session.iface,
@@ -277,10 +283,10 @@ export class SleepProxy {
             type: 'ns',
             sourceMac: session.ownMac,
             destinationMac: multicastMac6(group),
-            sourceIp: ownLinkLocal ?? UNSPECIFIED,
+            sourceIp: ownLinkLocal,
             destinationIp: group,
             target: a.bytes,
-            linkAddress: ownLinkLocal ? session.ownMac : undefined,
+            linkAddress: session.ownMac,
           }),
         );
       }
@@ -297,7 +303,13 @@ export class SleepProxy {
     if (this.queue.length === 0) return;
     const due = this.queue.filter((q) => q.due <= now);
     this.queue = this.queue.filter((q) => q.due > now);
-    for (const q of due) if (q.valid()) this.announce(q.iface, q.frame, now);
+    for (const q of due) {
+      if (!q.valid()) continue;
+      const wait = q.notBefore?.() ?? 0;
+      if (wait > now) this.queue.push({ ...q, due: wait });
+      else this.announce(q.iface, q.frame, now);
+    }
+    for (const [key, at] of this.dadSeen) if (now - at > DAD_WAIT_MS) this.dadSeen.delete(key);
     for (const [key, at] of this.lastAnswer) {
       if (now - at >= ANSWER_INTERVAL_MS) this.lastAnswer.delete(key);
     }
@@ -371,7 +383,12 @@ export class SleepProxy {
     this.held.delete(host.spec.name);
     this.blocked.delete(host.spec.name);
     const session = this.sessions.get(host.spec.name);
-    if (session) this.handBack(session, now, `${host.spec.name} is awake`);
+    if (session) this.handBack(session, now, `${host.spec.name} is awake`, true);
+  }
+
+  /** The host probes one of its IPv6 addresses (duplicate address detection). */
+  noteDad(iface: string, key: string, now: number): void {
+    this.dadSeen.set(`${iface}|${key}`, now);
   }
 
   /** Hand back because the host's settings changed or it is no longer watched. */
@@ -396,7 +413,11 @@ export class SleepProxy {
    * Addresses a previous run took over and never handed back (it crashed): announce the
    * host's real MAC for each. Returns the claims that could not be handed back (no MAC yet).
    */
-  recover(claims: readonly ProxyClaim[], addressOf: (text: string) => ProxyAddress | undefined, now: number): ProxyClaim[] {
+  recover(
+    claims: readonly ProxyClaim[],
+    addressOf: (text: string) => ProxyAddress | undefined,
+    now: number,
+  ): ProxyClaim[] {
     const left: ProxyClaim[] = [];
     for (const claim of claims) {
       const ownMac = parseMac(this.interfaces.get(claim.interface)?.mac ?? '');
@@ -425,20 +446,30 @@ export class SleepProxy {
     return left;
   }
 
-  private handBack(session: Session, now: number, why: string): { iface: string; frame: Buffer }[] {
+  private handBack(
+    session: Session,
+    now: number,
+    why: string,
+    hostAwake = false,
+  ): { iface: string; frame: Buffer }[] {
     const taken = [...session.addresses.values()].filter((a) => a.state === 'taken');
     const repeats: { iface: string; frame: Buffer }[] = [];
     const iface = session.iface;
     for (const a of taken) {
       const frame = announcement(session.ownMac, session.hostMac, a);
+      const key = `${iface}|${a.key}`;
+      const valid = (): boolean => this.byAddress.get(key)?.address.state !== 'taken';
+      if (a.family === 6 && hostAwake) {
+        const notBefore = (): number => (this.dadSeen.get(key) ?? -Infinity) + DAD_WAIT_MS;
+        for (let i = 0; i < ANNOUNCEMENTS; i++) {
+          const due = now + DAD_GRACE_MS + i * ANNOUNCE_INTERVAL_MS;
+          this.queue.push({ due, iface, frame, valid, notBefore });
+        }
+        continue;
+      }
       this.announce(iface, frame, now);
       repeats.push({ iface, frame });
-      this.queue.push({
-        due: now + ANNOUNCE_INTERVAL_MS,
-        iface,
-        frame,
-        valid: () => this.byAddress.get(`${iface}|${a.key}`)?.address.state !== 'taken',
-      });
+      this.queue.push({ due: now + ANNOUNCE_INTERVAL_MS, iface, frame, valid });
     }
     for (const r of session.requesters.values()) {
       if (r.address.state !== 'taken') continue;
@@ -469,7 +500,11 @@ export class SleepProxy {
   }
 
   /** Someone other than the host and us uses a proxied address: that address is theirs. */
-  private conflict(entry: { session: Session; address: SessionAddress }, mac: string, what: string): void {
+  private conflict(
+    entry: { session: Session; address: SessionAddress },
+    mac: string,
+    what: string,
+  ): void {
     const { session, address } = entry;
     const name = session.host.spec.name;
     if (address.state === 'conflict') return;
@@ -503,7 +538,11 @@ export class SleepProxy {
     if (frame.senderIp !== 0) {
       const claimant = this.byAddress.get(`${iface}|${v4Key(frame.senderIp)}`);
       if (claimant && this.stranger(claimant.session, frame.senderMac)) {
-        this.conflict(claimant, frame.senderMac, frame.op === 'reply' ? 'answers for' : 'announces');
+        this.conflict(
+          claimant,
+          frame.senderMac,
+          frame.op === 'reply' ? 'answers for' : 'announces',
+        );
       }
     }
     if (frame.op !== 'request') return undefined;
@@ -540,7 +579,11 @@ export class SleepProxy {
     const linkMac = frame.linkAddress ?? frame.sourceMac;
     if (frame.type === 'na') {
       const claimant = this.byAddress.get(`${iface}|${v6Key(frame.target)}`);
-      if (claimant && this.stranger(claimant.session, frame.sourceMac) && this.stranger(claimant.session, linkMac)) {
+      if (
+        claimant &&
+        this.stranger(claimant.session, frame.sourceMac) &&
+        this.stranger(claimant.session, linkMac)
+      ) {
         this.conflict(claimant, linkMac, 'advertises');
       }
       return undefined;
@@ -555,7 +598,8 @@ export class SleepProxy {
     if (!entry) return undefined;
     const { session, address } = entry;
     if (address.state !== 'taken') return 'quiet';
-    if (!this.stranger(session, frame.sourceMac) || !this.stranger(session, linkMac)) return 'quiet';
+    if (!this.stranger(session, frame.sourceMac) || !this.stranger(session, linkMac))
+      return 'quiet';
     if (!this.mayAnswer(iface, linkMac, address, now)) return 'quiet';
     const dad = isUnspecified6(frame.sourceIp);
     const requesterMac = parseMac(linkMac) ?? Buffer.alloc(6);
@@ -576,6 +620,22 @@ export class SleepProxy {
     );
     if (!dad) this.remember(session, address, requesterMac, Buffer.from(frame.sourceIp));
     return 'answered';
+  }
+
+  /**
+   * Traffic for a taken address reached us from `mac`/`ip`: its sender has our MAC cached for
+   * the host, so it gets a direct reply at hand-back too.
+   */
+  noteTraffic(iface: string, key: string, mac: string, ip: number | Buffer): void {
+    const entry = this.byAddress.get(`${iface}|${key}`);
+    const macBytes = parseMac(mac);
+    if (entry?.address.state !== 'taken' || !macBytes) return;
+    this.remember(
+      entry.session,
+      entry.address,
+      macBytes,
+      typeof ip === 'number' ? ip : Buffer.from(ip),
+    );
   }
 
   private mayAnswer(iface: string, requester: string, address: ProxyAddress, now: number): boolean {
@@ -599,7 +659,12 @@ export class SleepProxy {
     return true;
   }
 
-  private remember(session: Session, address: SessionAddress, mac: Buffer, ip: number | Buffer): void {
+  private remember(
+    session: Session,
+    address: SessionAddress,
+    mac: Buffer,
+    ip: number | Buffer,
+  ): void {
     const key = `${mac.toString('hex')}|${address.key}|${typeof ip === 'number' ? ip : ip.toString('hex')}`;
     session.requesters.delete(key);
     session.requesters.set(key, { mac, ip, address });
@@ -669,4 +734,3 @@ function directHandBack(session: Session, a: ProxyAddress, r: Requester): Buffer
     override: true,
   });
 }
-

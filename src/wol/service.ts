@@ -510,7 +510,8 @@ export class WolService extends EventEmitter<ServiceEvents> {
     if (now - this.lastAddressRefresh > 10_000) {
       this.lastAddressRefresh = now;
       let macChanged = false;
-      for (const iface of this.captures.keys()) macChanged = this.refreshInterface(iface) || macChanged;
+      for (const iface of this.captures.keys())
+        macChanged = this.refreshInterface(iface) || macChanged;
       if (macChanged) this.syncCaptures();
     }
     const toPing = this.watcher.tick();
@@ -536,7 +537,9 @@ export class WolService extends EventEmitter<ServiceEvents> {
     const v6 = hostIp6(host)
       .map((text) => ({ text, bytes: parseIpv6(text) }))
       .filter((a): a is { text: string; bytes: Buffer } => a.bytes !== undefined)
-      .filter((a) => isLinkLocal6(a.bytes) || own.some((o) => sameNetwork(o.bytes, a.bytes, o.prefix)))
+      .filter(
+        (a) => isLinkLocal6(a.bytes) || own.some((o) => sameNetwork(o.bytes, a.bytes, o.prefix)),
+      )
       .sort((a, b) => Number(isLinkLocal6(b.bytes)) - Number(isLinkLocal6(a.bytes)))
       .slice(0, 2);
     if (own.length > 0) {
@@ -609,6 +612,10 @@ export class WolService extends EventEmitter<ServiceEvents> {
 
   private onStateChanged(host: Host, from: HostState, to: HostState, why: string): void {
     this.log.info(`Wake-on-LAN: ${host.spec.name} (${host.spec.ip}) is ${to}, was ${from}: ${why}`);
+    // The proxy decides on what it knows of the interface (forwarding, addresses): fresh, please.
+    if (to === 'offline' && host.spec.proxy && this.captures.has(host.spec.interface)) {
+      this.refreshInterface(host.spec.interface);
+    }
     const props: HostProperty[] = ['State', 'LastSeen'];
     if (from === 'waking' && to === 'online') {
       props.push('LastWakeDuration');

@@ -162,20 +162,13 @@ export class WolStore {
            (name, last_wake, wake_count, last_wake_duration, last_wake_reason)
          VALUES (?, ?, ?, ?, ?)`,
       )
-      .run(
-        name,
-        status.lastWake,
-        status.wakeCount,
-        status.lastWakeDuration,
-        status.lastWakeReason,
-      );
+      .run(name, status.lastWake, status.wakeCount, status.lastWakeDuration, status.lastWakeReason);
   }
 
   loadStats(
     name: string,
   ):
-    | Pick<HostStatus, 'lastWake' | 'wakeCount' | 'lastWakeDuration' | 'lastWakeReason'>
-    | undefined {
+    Pick<HostStatus, 'lastWake' | 'wakeCount' | 'lastWakeDuration' | 'lastWakeReason'> | undefined {
     const row = this.db
       .prepare(
         `SELECT last_wake, wake_count, last_wake_duration, last_wake_reason
@@ -200,7 +193,11 @@ export class WolStore {
   }
 
   /** The learned IPv6 addresses of a host, replaced as a whole (they change rarely). */
-  saveLearned(name: string, mac: string, learned: readonly { address: string; lastSeen: number }[]): void {
+  saveLearned(
+    name: string,
+    mac: string,
+    learned: readonly { address: string; lastSeen: number }[],
+  ): void {
     const write = this.db.transaction(() => {
       this.db.prepare('DELETE FROM wol_learned_ip6 WHERE name = ?').run(name);
       const insert = this.db.prepare(
@@ -263,23 +260,22 @@ export class WolStore {
       'UPDATE wol_wake_history SET count = ?, last_time = ?, alive_after = ? WHERE id = ?',
     );
     const write = this.db.transaction(() => {
-      const ids = inserts.map(
-        (r) =>
-          Number(
-            insert.run(
-              r.time,
-              r.host,
-              r.mac,
-              r.interface,
-              r.trigger,
-              r.requesterIp,
-              r.requesterMac,
-              r.outcome,
-              r.count,
-              r.lastTime,
-              r.aliveAfter,
-            ).lastInsertRowid,
-          ),
+      const ids = inserts.map((r) =>
+        Number(
+          insert.run(
+            r.time,
+            r.host,
+            r.mac,
+            r.interface,
+            r.trigger,
+            r.requesterIp,
+            r.requesterMac,
+            r.outcome,
+            r.count,
+            r.lastTime,
+            r.aliveAfter,
+          ).lastInsertRowid,
+        ),
       );
       for (const u of updates) update.run(u.count, u.lastTime, u.aliveAfter, u.id);
       return ids;

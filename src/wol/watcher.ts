@@ -503,7 +503,9 @@ export class WolWatcher {
         this.learn(host, frame.target, now);
       }
     } else if (isUnspecified6(frame.sourceIp)) {
-      this.learn(host, frame.target, now); // its duplicate address detection: an address it takes
+      // Its duplicate address detection: an address it takes, and one not to advertise now.
+      this.learn(host, frame.target, now);
+      this.proxy.noteDad(host.spec.interface, v6Key(frame.target), now);
     } else {
       this.learn(host, frame.sourceIp, now);
     }
@@ -655,6 +657,7 @@ export class WolWatcher {
     const proxied = this.proxy.takenFor(iface, destination);
     const host = proxied ? this.hosts.get(proxied.spec.name) : undefined;
     if (!host) return { kind: 'none' };
+    this.proxy.noteTraffic(iface, destination, frame.sourceMac, frame.sourceIp);
     const opening = (frame.transport === 'tcp' && frame.syn) || frame.transport === 'udp';
     if (!opening) {
       this.count('not-a-wake');

@@ -199,13 +199,22 @@ describe('wakeupd config', () => {
         '[host:x]\nip = 10.9.0.1\nmac = 00:11:22:33:44:55\nip6 = fd00::1::2',
         /\[host:x\]: ip6: invalid IPv6 address "fd00::1::2"/,
       ],
-      ['[host:x]\nip = 10.9.0.1\nmac = 00:11:22:33:44:55\nip6 = ff02::1', /ip6: IPv6 address "ff02::1" cannot/],
-      ['[host:x]\nip = 10.9.0.1\nmac = 00:11:22:33:44:55\nproxy = maybe', /proxy must be yes or no/],
+      [
+        '[host:x]\nip = 10.9.0.1\nmac = 00:11:22:33:44:55\nip6 = ff02::1',
+        /ip6: IPv6 address "ff02::1" cannot/,
+      ],
+      [
+        '[host:x]\nip = 10.9.0.1\nmac = 00:11:22:33:44:55\nproxy = maybe',
+        /proxy must be yes or no/,
+      ],
       [
         '[host:x]\nip = 10.9.0.1\nmac = 00:11:22:33:44:55\nwake_ports = ssh',
         /wake_ports: invalid port "ssh"/,
       ],
-      ['[host:x]\nip = 10.9.0.1\nmac = 00:11:22:33:44:55\nwake_ports = 0', /wake_ports: invalid port "0"/],
+      [
+        '[host:x]\nip = 10.9.0.1\nmac = 00:11:22:33:44:55\nwake_ports = 0',
+        /wake_ports: invalid port "0"/,
+      ],
       [
         '[host:x]\nip = 10.9.0.1\nmac = 00:11:22:33:44:55\nwake_ports = sctp/9',
         /wake_ports: invalid port "sctp\/9"/,
@@ -314,7 +323,12 @@ describe('store', () => {
     ]);
     // Learned from another MAC: not this host's.
     expect(store.loadLearned('theobromine', '00:11:22:33:44:56')).toEqual([]);
-    const claim = { interface: 'eth0', address: '10.9.0.58', hostName: 'theobromine', hostMac: '00:11:22:33:44:55' };
+    const claim = {
+      interface: 'eth0',
+      address: '10.9.0.58',
+      hostName: 'theobromine',
+      hostMac: '00:11:22:33:44:55',
+    };
     store.saveClaim(claim, 1);
     store.saveClaim({ ...claim, address: 'fe80::1' }, 2);
     db.close();
