@@ -8,8 +8,13 @@ import { VERSION } from './version';
 export const daemonObjectCapability: CapabilityModule = {
   name: 'daemon',
   interfaces: [daemonInterface],
-  async setup({ server }) {
-    server.export(ROOT_PATH, [bind(daemonInterface, { version: VERSION, startTime: Date.now() })]);
+  async setup({ server, reload }) {
+    const info = {
+      version: VERSION,
+      startTime: Date.now(),
+      reload: (why: string) => void reload(why),
+    };
+    server.export(ROOT_PATH, [bind(daemonInterface, info)]);
     return { name: 'daemon' };
   },
 };

@@ -149,6 +149,9 @@ export function exportTasks(server: ObjectServer, manager: TaskManager): void {
   manager.on('countsChanged', () =>
     server.propertiesChanged(TASKS_PATH, taskManagerInterface.name, ['Running', 'Queued']),
   );
+  manager.on('maxRunningChanged', () =>
+    server.propertiesChanged(TASKS_PATH, taskManagerInterface.name, ['MaxRunning']),
+  );
   const publish = (task: Task): void => {
     const path = taskPath(task.id);
     server.export(path, [bind(taskInterface, task)]);

@@ -28,7 +28,15 @@ export interface TaskManagerEvents {
   removed: [task: Task];
   /** Running or Queued changed. */
   countsChanged: [];
+  /** MaxRunning changed (a config reload). */
+  maxRunningChanged: [];
 }
+
+/** The settings a config reload may change while tasks run. */
+export type TaskLimits = Pick<
+  TaskManagerOptions,
+  'maxRunning' | 'retentionMs' | 'maxQueuedPerUser' | 'historyLimit'
+>;
 
 /** The queue: admission (limits), scheduling (MaxRunning), retention and history. */
 export class TaskManager extends EventEmitter<TaskManagerEvents> {
@@ -47,6 +55,19 @@ export class TaskManager extends EventEmitter<TaskManagerEvents> {
 
   get maxRunning(): number {
     return this.options.maxRunning;
+  }
+
+  /**
+   * New limits from now on (a config reload): a higher MaxRunning starts queued tasks at once,
+   * a lower one lets running tasks finish; a new retention applies to tasks that finish later.
+   */
+  configure(limits: TaskLimits): void {
+    const before = this.options.maxRunning;
+    Object.assign(this.options, limits);
+    if (this.options.maxRunning !== before) {
+      this.emit('maxRunningChanged');
+      this.schedule();
+    }
   }
 
   /** Tasks holding a run slot (running, paused or cancelling). */

@@ -1,7 +1,7 @@
 import type { IniSection } from '../core/ini';
-import { log } from '../core/log';
-import type { CapabilityModule } from '../daemon/capability';
 import { invalidArgument } from '../core/errors';
+import { log } from '../core/log';
+import { settingChanges, type CapabilityModule } from '../daemon/capability';
 import { interfaceForIp } from './addresses';
 import { hostsFromConfig, type ResolveEnvironment } from './config';
 import { exportWakeOnLan, hostInterface, wakeOnLanInterface } from './dbus';
@@ -68,6 +68,37 @@ export const wakeOnLanCapability: CapabilityModule = {
     });
     exportWakeOnLan(ctx.server, service);
     await service.start();
-    return { name: 'wake-on-lan', stop: async () => service.stop() };
+    return {
+      name: 'wake-on-lan',
+      stop: async () => service.stop(),
+      // Hosts apply live (a changed proxy setting hands back, the next tick takes over again);
+      // the watched interfaces, the frame setting and the history size wait for a restart.
+      reload: (next) => {
+        const fresh = hostsFromConfig(next.config, next.configFile ?? 'config', env);
+        const apply = service.prepareConfigHosts(fresh.hosts);
+        return () => {
+          for (const w of fresh.warnings) log.warning(w);
+          const { added, removed, changed } = apply();
+          const hosts = [
+            ...added.map((n) => `+${n}`),
+            ...removed.map((n) => `-${n}`),
+            ...changed.map((n) => `~${n}`),
+          ];
+          const wolKeys = (s: typeof settings): Record<string, unknown> => ({
+            interfaces: s.interfaces.join(' '),
+            ethernet_frame: s.ethernetFrame ? 'yes' : 'no',
+            wake_history: s.wakeHistory,
+          });
+          return {
+            applied: hosts.length ? [`[host:*] ${hosts.join(' ')}`] : [],
+            needsRestart: settingChanges(
+              'wol',
+              wolKeys(settings),
+              wolKeys(wolSettings(next.config)),
+            ),
+          };
+        };
+      },
+    };
   },
 };

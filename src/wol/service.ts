@@ -52,8 +52,8 @@ export interface WolIo {
     onError: (message: string) => void,
     family: 4 | 6,
   ): Pinger | undefined;
-  /** This machine on an interface: MAC, addresses, forwarding (see io.readInterface). */
-  readInterface(iface: string): LocalInterface;
+  /** This machine on an interface: MAC, addresses, forwarding (default: io.readInterface). */
+  readInterface?(iface: string): LocalInterface;
 }
 
 export interface Pinger {
@@ -87,6 +87,31 @@ export interface WolServiceOptions {
   readonly wakeHistoryLimit?: number;
 }
 
+/** What a config reload did to the hosts, by name (a changed MAC counts as changed). */
+export interface ConfigHostsChange {
+  readonly added: string[];
+  readonly removed: string[];
+  readonly changed: string[];
+}
+
+/** The Host properties that differ between two settings of one host. */
+function changedHostProperties(from: HostSpec, to: HostSpec): HostProperty[] {
+  const props: HostProperty[] = [];
+  if (from.ip !== to.ip) props.push('Ip');
+  if (from.interface !== to.interface) props.push('Interface');
+  const ranges = (s: HostSpec): string => s.onlyFrom.map((r) => r.text).join(',');
+  if (ranges(from) !== ranges(to)) props.push('OnlyFrom');
+  if (from.timeout !== to.timeout) props.push('Timeout');
+  if (from.cooldown !== to.cooldown) props.push('Cooldown');
+  if (from.ip6.join() !== to.ip6.join()) props.push('Ip6');
+  const ignored = (s: HostSpec): string => s.ignoreFrom.map((r) => r.text).join(',');
+  if (ignored(from) !== ignored(to)) props.push('IgnoreFrom');
+  if (from.proxy !== to.proxy) props.push('Proxy');
+  const ports = (s: HostSpec): string => s.wakePorts.map((p) => `${p.protocol}/${p.port}`).join();
+  if (ports(from) !== ports(to)) props.push('WakePorts');
+  return props;
+}
+
 /** Properties of the WakeOnLan object whose changes are announced. */
 export type ServiceProperty = 'Interfaces' | 'WakesSent' | 'Available';
 /** Properties of a Host object. */
@@ -98,7 +123,15 @@ export type HostProperty =
   | 'LastWakeDuration'
   | 'LastWakeReason'
   | 'Ip6'
-  | 'Proxying';
+  | 'Proxying'
+  | 'Ip'
+  | 'Interface'
+  | 'OnlyFrom'
+  | 'Timeout'
+  | 'Cooldown'
+  | 'IgnoreFrom'
+  | 'Proxy'
+  | 'WakePorts';
 
 export interface WakeSentEvent {
   readonly name: string;
@@ -352,7 +385,7 @@ export class WolService extends EventEmitter<ServiceEvents> {
     if (host.spec.source === 'config') {
       throw new VigilError(
         'NotSupported',
-        `host "${name}" comes from the config file; remove it there and restart`,
+        `host "${name}" comes from the config file; remove it there and reload`,
       );
     }
     const interfacesBefore = this.interfaces.join(',');
@@ -365,6 +398,70 @@ export class WolService extends EventEmitter<ServiceEvents> {
     this.syncTimer();
     if (this.interfaces.join(',') !== interfacesBefore) this.emit('changed', ['Interfaces']);
     return host;
+  }
+
+  /**
+   * A config reload's hosts. Checks `specs` against everything that stays (hosts added over
+   * D-Bus, the watched interfaces) and returns the change to make, so that a refused reload
+   * changes nothing. When applied: hosts gone from the file stop being watched, new ones are
+   * watched, the others change in place and announce what changed. A changed MAC makes a new
+   * host (a Host's `Mac` is const); a D-Bus host of a name the file now uses gives way, as at
+   * start.
+   */
+  prepareConfigHosts(specs: readonly HostSpec[]): () => ConfigHostsChange {
+    const wanted = new Map(specs.map((s) => [s.name, s]));
+    const current = new Map(this.watcher.list().map((h) => [h.spec.name, h]));
+    // A D-Bus host stays unless the file takes its name; a file host stays if its MAC does.
+    const stays = (h: Host): boolean =>
+      h.spec.source === 'bus'
+        ? !wanted.has(h.spec.name)
+        : wanted.get(h.spec.name)?.mac === h.spec.mac;
+    const gone = [...current.values()].filter(
+      (h) => !stays(h) && (h.spec.source === 'config' || wanted.has(h.spec.name)),
+    );
+    const added = specs.filter(
+      (s) => !current.has(s.name) || gone.includes(current.get(s.name) as Host),
+    );
+    const changed = specs.flatMap((spec) => {
+      const host = current.get(spec.name);
+      const props = host && stays(host) ? changedHostProperties(host.spec, spec) : [];
+      return props.length > 0 ? [{ spec, props }] : [];
+    });
+    // Everything that will be watched, tried on a scratch watcher first: a clash refuses the lot.
+    const trial = new WolWatcher({ wake: () => {}, stateChanged: () => {}, seen: () => {} });
+    for (const h of current.values())
+      if (h.spec.source === 'bus' && stays(h)) trial.addHost(h.spec);
+    for (const spec of specs) {
+      this.refuseUnwatchedInterface(spec);
+      trial.addHost(spec);
+    }
+    return () => {
+      const interfacesBefore = this.interfaces.join(',');
+      for (const host of gone) {
+        if (host.spec.source === 'bus') {
+          this.log.warning(
+            `Wake-on-LAN: host "${host.spec.name}" added over D-Bus is now also in the config file; the config wins`,
+          );
+        }
+        this.watcher.removeHost(host.spec.name);
+        this.lastSeenAnnounced.delete(host.spec.name);
+        this.emit('hostRemoved', host);
+      }
+      const updated = this.watcher.updateHosts(changed.map((c) => c.spec));
+      updated.forEach((host, i) => this.emit('hostChanged', host, changed[i].props));
+      this.syncCaptures();
+      if (this.interfaces.join(',') !== interfacesBefore) this.emit('changed', ['Interfaces']);
+      for (const spec of added) this.addWatched(spec);
+      this.syncTimer();
+      return {
+        added: added.filter((s) => !current.has(s.name)).map((s) => s.name),
+        removed: gone.filter((h) => !wanted.has(h.spec.name)).map((h) => h.spec.name),
+        changed: [
+          ...changed.map((c) => c.spec.name),
+          ...added.filter((s) => current.has(s.name)).map((s) => s.name),
+        ],
+      };
+    };
   }
 
   /**
@@ -432,13 +529,17 @@ export class WolService extends EventEmitter<ServiceEvents> {
     return wanted ? this.captures.get(iface) : undefined;
   }
 
-  private addWatched(spec: HostSpec): Host {
+  private refuseUnwatchedInterface(spec: HostSpec): void {
     const configured = this.options.interfaces ?? [];
     if (configured.length && !configured.includes(spec.interface)) {
       throw invalidArgument(
         `host "${spec.name}" is on ${spec.interface}, which is not watched (watched: ${configured.join(', ')})`,
       );
     }
+  }
+
+  private addWatched(spec: HostSpec): Host {
+    this.refuseUnwatchedInterface(spec);
     const interfacesBefore = this.interfaces.join(',');
     const host = this.watcher.addHost(spec);
     const saved = this.store?.loadStats(spec.name);
@@ -494,7 +595,7 @@ export class WolService extends EventEmitter<ServiceEvents> {
   private refreshInterface(iface: string): boolean {
     let info: LocalInterface;
     try {
-      info = this.io.readInterface(iface);
+      info = (this.io.readInterface ?? readInterface)(iface);
     } catch (e) {
       this.log.debug(`Wake-on-LAN: cannot read ${iface}: ${messageOf(e)}`);
       return false;

@@ -25,9 +25,6 @@ describe('WolService', () => {
           close: () => {},
         }) as unknown as MagicSender,
       createPinger: () => undefined,
-      readInterface: () => {
-        throw new Error('no interfaces in this test');
-      },
     };
     const service = new WolService({
       log: quiet,
