@@ -95,7 +95,8 @@ interface Requester {
 }
 
 interface SessionAddress extends ProxyAddress {
-  state: 'probing' | 'taken' | 'conflict';
+  /** `released` once the session ends: a queued take-over repeat must not go out then. */
+  state: 'probing' | 'taken' | 'conflict' | 'released';
 }
 
 interface Session {
@@ -489,6 +490,7 @@ export class SleepProxy {
 
   private endSession(session: Session): void {
     for (const a of session.addresses.values()) {
+      a.state = 'released';
       const key = `${session.iface}|${a.key}`;
       if (this.byAddress.get(key)?.session === session) this.byAddress.delete(key);
     }
