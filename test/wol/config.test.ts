@@ -5,10 +5,16 @@ import path from 'node:path';
 import { openStateDatabase } from '../../src/core/database';
 import { parseIni } from '../../src/core/ini';
 import {
+  formatIpv6,
   isOnLink,
   normalizeHostIp,
+  normalizeHostIp6,
   normalizeMac,
   parseAddressList,
+  parseIpv4,
+  parseIpv6,
+  rangeContains,
+  solicitedNode,
   validateHostName,
   validateInterface,
 } from '../../src/wol/addresses';
@@ -70,6 +76,47 @@ describe('addresses', () => {
     ]) {
       expect(() => normalizeHostIp(bad)).toThrow(/IPv4 address/);
     }
+  });
+
+  test('IPv6 text parses every RFC 4291 form and formats as RFC 5952', () => {
+    const cases: [string, string][] = [
+      ['FD00:0:0:0:0:0:0:3', 'fd00::3'],
+      ['fe80::0211:22ff:fe33:4455', 'fe80::211:22ff:fe33:4455'],
+      ['2001:db8:0:0:1:0:0:1', '2001:db8::1:0:0:1'],
+      ['2001:0:0:1:0:0:0:1', '2001:0:0:1::1'],
+      ['::ffff:10.9.0.3', '::ffff:a09:3'],
+      ['1:2:3:4:5:6:7:8', '1:2:3:4:5:6:7:8'],
+      ['fd00::', 'fd00::'],
+    ];
+    for (const [text, canonical] of cases) expect(formatIpv6(parseIpv6(text)!)).toBe(canonical);
+    for (const bad of [
+      '',
+      ':',
+      'fd00:::3',
+      'fd00::3::4',
+      '1:2:3:4:5:6:7:8:9',
+      '1:2:3:4:5:6:7',
+      'g::1',
+      'fe80::1%eth0',
+      '::1.2.3',
+      '12345::1',
+    ]) {
+      expect([bad, parseIpv6(bad)]).toEqual([bad, undefined]);
+    }
+    expect(normalizeHostIp6('FD00::0003')).toBe('fd00::3');
+    for (const bad of ['::', '::1', 'ff02::1', '::ffff:10.9.0.3']) {
+      expect(() => normalizeHostIp6(bad)).toThrow(/cannot belong to a machine/);
+    }
+    expect(formatIpv6(solicitedNode(parseIpv6('fe80::211:22ff:fe33:4455')!))).toBe(
+      'ff02::1:ff33:4455',
+    );
+    const range = parseAddressList('fd00::1/64, fe80::1')[0];
+    expect(range.text).toBe('fd00::/64');
+    expect(rangeContains(range, parseIpv6('fd00::99')!)).toBe(true);
+    expect(rangeContains(range, parseIpv6('fd01::99')!)).toBe(false);
+    expect(rangeContains(range, parseIpv4('10.0.0.1')!)).toBe(false); // families never mix
+    expect(rangeContains(parseAddressList('0.0.0.0/0')[0], parseIpv6('fd00::1')!)).toBe(false);
+    expect(rangeContains(parseAddressList('::/0')[0], parseIpv6('fd00::1')!)).toBe(true);
   });
 
   test('OnlyFrom lists take addresses and CIDR blocks, separated by commas or spaces', () => {
