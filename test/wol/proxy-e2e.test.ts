@@ -4,11 +4,13 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Message } from '@particle/dbus-next';
 import { startPrivateBus, type PrivateBus } from '../helpers/bus';
-import { TestClient, type SignalLog } from '../helpers/client';
+import { plain, TestClient, variant, type SignalLog } from '../helpers/client';
 import { Lan, linkLocal } from '../helpers/netns';
-import { mac } from './craft';
+import { isolatedEnv, runCtl } from '../cli/run';
+import { advertisement, mac, solicitation } from './craft';
 import { magicPayload, readPcap, type PcapRecord } from './pcap';
 import { INJECT, startVigil, until, type VigilProcess } from './vigil-process';
+import { arpFrame } from '../../src/wol/packets';
 import { parseIpv4 } from '../../src/wol/addresses';
 
 /**
@@ -26,6 +28,7 @@ const WOL = 'org.vigil.Vigil1.WakeOnLan';
 const HOST = 'org.vigil.Vigil1.Host';
 const WOL_PATH = '/org/vigil/Vigil1/WakeOnLan';
 const SLEEPY = '/org/vigil/Vigil1/Hosts/sleepy';
+const PLAIN = '/org/vigil/Vigil1/Hosts/plain6';
 
 const MAC = {
   vigil: '02:00:00:00:05:01',
@@ -409,5 +412,312 @@ describe('sleep proxy with real frames and real TCP', () => {
   test('IPv6 (link-local): the same', async () => {
     await sleepAgain();
     await wakeByTcp(`${SLEEPER_LL}%eth0`, 'link-local');
+  }, 60000);
+
+  test('without proxy, an NS wakes an offline host; a DAD probe, its own NS and ignore_from do not', async () => {
+    await until(async () => (await get(PLAIN, 'State')) === 'offline', 5000);
+    const before = wakes().length;
+    const ns = (sourceMac: string, source: string) =>
+      solicitation({ sourceMac: mac(sourceMac), source, target: 'fd00::20' });
+    inject('requester', [ns(MAC.requester, '::')]); // DAD probe
+    inject('stranger', [ns(MAC.stranger, ULA.stranger)]); // in ignore_from
+    inject('requester', [ns(MAC.plain, 'fd00::20')]); // the host's own (it is awake, then)
+    await until(async () => (await get(PLAIN, 'State')) === 'online', 3000);
+    await until(async () => (await get(PLAIN, 'State')) === 'offline', 5000);
+    expect(wakes().length).toBe(before);
+    inject('requester', [ns(MAC.requester, ULA.requester)]);
+    const signal = await wakeSignals.waitFor((m) => isWakeSent(m) && wakes().indexOf(m) >= before);
+    expect(signal.body).toEqual(['plain6', MAC.plain, ULA.requester, 'ndp']);
+    expect(await get(PLAIN, 'LastWakeReason')).toBe('ndp');
+    expect(wakes().length).toBe(before + 1);
+    const [rows] = await client.call(WOL_PATH, WOL, 'GetWakeHistory', 'u', [0]);
+    const plainRows = (plain(rows) as Record<string, unknown>[]).filter((r) => r.Host === 'plain6');
+    expect(plainRows.map((r) => [r.Trigger, r.Outcome, r.RequesterIp])).toEqual([
+      ['ndp', 'woke', ULA.requester],
+      ['ndp', 'ignored', ULA.stranger],
+    ]);
+  });
+
+  test('the new options and properties over D-Bus and vigilctl, bad values included', async () => {
+    const add = (name: string, options: Record<string, unknown>, ip = '10.9.0.30') =>
+      client.call(WOL_PATH, WOL, 'AddHost', 'sssa{sv}', [name, '02:00:00:00:05:30', ip, options]);
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [{ ip6: variant('as', ['fd00::30::1']) }, /ip6: invalid IPv6 address "fd00::30::1"/],
+      [{ ip6: variant('as', ['ff02::1']) }, /ip6: IPv6 address "ff02::1" cannot belong/],
+      [{ ip6: variant('u', 3) }, /option "ip6" must be an array of strings/],
+      [{ ip6: variant('as', [ULA.sleeper]) }, /fd00::3 on eth0 is already watched as "sleepy"/],
+      [{ proxy: variant('s', 'yes') }, /option "proxy" must be a boolean/],
+      [{ wake_ports: variant('as', ['ssh']) }, /wake_ports: invalid port "ssh"/],
+      [{ wake_ports: variant('as', ['tcp/70000']) }, /wake_ports: invalid port "tcp\/70000"/],
+      [{ ignore_from: variant('as', ['10.9.0.300']) }, /ignore_from: invalid requester address/],
+      [{ ignore_from: variant('as', ['fe80::/200']) }, /ignore_from: invalid requester address/],
+      [
+        {
+          ip6: variant(
+            'as',
+            Array.from({ length: 17 }, (_, i) => `fd00::7:${i}`),
+          ),
+        },
+        /ip6: at most 16/,
+      ],
+    ];
+    for (const [options, message] of bad) {
+      const err = await client.callError(WOL_PATH, WOL, 'AddHost', 'sssa{sv}', [
+        'nas',
+        '02:00:00:00:05:30',
+        '10.9.0.30',
+        options,
+      ]);
+      expect([err.type, err.text]).toEqual([
+        'org.vigil.Vigil1.Error.InvalidArgument',
+        expect.stringMatching(message),
+      ]);
+    }
+    const [nasPath] = await add('nas', {
+      ip6: variant('as', ['FD00::30']),
+      proxy: variant('b', true),
+      wake_ports: variant('as', ['22', 'udp/9', 'tcp/22']),
+      ignore_from: variant('s', '10.9.0.254, fe80::1'),
+    });
+    expect(await client.getAll(nasPath as string, HOST)).toMatchObject({
+      Ip6: ['fd00::30'],
+      Proxy: true,
+      Proxying: false,
+      WakePorts: ['tcp/22', 'udp/9'],
+      IgnoreFrom: ['10.9.0.254', 'fe80::1'],
+      LastWakeReason: '',
+    });
+    const readOnly = await client.callError(
+      nasPath as string,
+      'org.freedesktop.DBus.Properties',
+      'Set',
+      'ssv',
+      [HOST, 'Proxy', variant('b', false)],
+    );
+    expect(readOnly.type).toMatch(/Error/);
+    expect(await get(nasPath as string, 'Proxy')).toBe(true);
+    await client.call(WOL_PATH, WOL, 'RemoveHost', 's', ['nas']);
+
+    const env = isolatedEnv();
+    const ctl = (...args: string[]) => runCtl(['--bus', bus.address, ...args], env);
+    const added = await ctl(
+      'hosts',
+      'add',
+      'nas2',
+      '02:00:00:00:05:31',
+      '10.9.0.31',
+      '--proxy',
+      '--ip6',
+      'fd00::31,fe80::31',
+      '--wake-ports',
+      '22,udp/51820',
+      '--ignore-from',
+      '10.9.0.254',
+    );
+    expect(added).toMatchObject({ code: 0, stdout: '/org/vigil/Vigil1/Hosts/nas2\n' });
+    const list = await ctl('hosts');
+    const line = (name: string) => list.stdout.split('\n').find((l) => l.startsWith(name)) ?? '';
+    expect(line('nas2')).toMatch(
+      /^nas2\s+02:00:00:00:05:31\s+10\.9\.0\.31,fd00::31,fe80::31\s+eth0\s+unknown\s+on\s/,
+    );
+    expect(line('sleepy')).toMatch(/\s(on|proxying)\s.*\stcp\/22\s/);
+    expect(line('plain6')).toMatch(/\soff\s.*\sndp\s/);
+    const json = JSON.parse((await ctl('--json', 'hosts')).stdout) as {
+      hosts: Record<string, unknown>[];
+    };
+    expect(json.hosts.find((h) => h.Name === 'nas2')).toMatchObject({
+      Proxy: true,
+      WakePorts: ['tcp/22', 'udp/51820'],
+      IgnoreFrom: ['10.9.0.254'],
+    });
+    const badPort = await ctl(
+      'hosts',
+      'add',
+      'nas3',
+      '02:00:00:00:05:32',
+      '10.9.0.32',
+      '--wake-ports',
+      'ssh',
+    );
+    expect(badPort.code).toBe(1);
+    expect(badPort.stderr).toMatch(/InvalidArgument: wake_ports: invalid port "ssh"/);
+    expect(
+      (await ctl('hosts', 'add', 'nas3', '02:00:00:00:05:32', '10.9.0.32', '--ip6', 'fd00::32,'))
+        .code,
+    ).toBe(2);
+    expect((await ctl('hosts', 'remove', 'nas2')).code).toBe(0);
+
+    const wakesOut = await ctl('wakes', '--limit', '3');
+    expect(wakesOut.code).toBe(0);
+    const lines = wakesOut.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(
+      /^TIME\s+HOST\s+TRIGGER\s+REQUESTER\s+REQUESTER MAC\s+OUTCOME\s+AWAKE AFTER$/,
+    );
+    expect(lines).toHaveLength(4);
+    expect(lines[1]).toMatch(/plain6\s+ndp\s+fd00::2\s+02:00:00:00:05:02\s+woke/);
+    const sleepyOnly = JSON.parse(
+      (await ctl('--json', 'wakes', '--host', 'sleepy')).stdout,
+    ) as Record<string, unknown>[];
+    expect(sleepyOnly.length).toBeGreaterThanOrEqual(6); // three wakes, three port-not-listed
+    expect(new Set(sleepyOnly.map((r) => r.Host))).toEqual(new Set(['sleepy']));
+    expect(sleepyOnly.filter((r) => r.Outcome === 'woke').map((r) => r.Trigger)).toEqual([
+      'tcp/22',
+      'tcp/22',
+      'tcp/22',
+    ]);
+    expect((await ctl('wakes', '--limit', 'many')).code).toBe(2);
+    const tooMany = await client.callError(WOL_PATH, WOL, 'GetWakeHistory', 'u', [20000]);
+    expect(tooMany.type).toBe('org.vigil.Vigil1.Error.InvalidArgument');
+  }, 60000);
+
+  const counters = async () => ({
+    seen: Number(await client.get(WOL_PATH, WOL, 'FramesSeen')),
+    malformed: Number(await client.get(WOL_PATH, WOL, 'FramesMalformed')),
+  });
+
+  test('a flood of 100,000 random and malformed IPv6, ICMPv6 and ARP frames at a proxying daemon', async () => {
+    await sleepAgain();
+    const before = await counters();
+    const wakesBefore = wakes().length;
+    const flood = lan.spawn('stranger', process.execPath, [
+      INJECT,
+      'eth0',
+      'flood6',
+      '100000',
+      String(process.pid),
+      '100',
+      MAC.vigil,
+      IP.sleeper,
+      ULA.sleeper,
+    ]);
+    let output = '';
+    flood.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+    const done = new Promise<number | null>((resolve) => flood.once('exit', resolve));
+    let finished = false;
+    void done.then(() => (finished = true));
+    let answered = 0;
+    while (!finished) {
+      expect(await client.get(SLEEPY, HOST, 'Proxying')).toBe(true);
+      answered++;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(await done).toBe(0);
+    const report = JSON.parse(output) as { sent: number; malformed: number };
+    expect(answered).toBeGreaterThan(0);
+    let now = await counters();
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 300));
+      const next = await counters();
+      if (next.seen === now.seen) break;
+      now = next;
+    }
+    const malformed = now.malformed - before.malformed;
+    expect(malformed).toBeLessThanOrEqual(report.malformed);
+    expect(malformed).toBeGreaterThan(report.malformed / 10);
+    expect(now.seen - before.seen).toBeGreaterThanOrEqual(malformed);
+    expect(wakes().length).toBe(wakesBefore); // SYNs and datagrams to unlisted ports only
+    expect(await get(SLEEPY, 'Proxying')).toBe(true);
+    expect(daemon.child.exitCode).toBeNull();
+    // It still answers for the host.
+    inject('requester', [
+      arpFrame({
+        op: 'request',
+        sourceMac: mac(MAC.requester),
+        senderIp: parseIpv4(IP.requester)!,
+        targetIp: parseIpv4(IP.sleeper)!,
+      }),
+    ]);
+    await until(
+      () =>
+        records().some(
+          (r) =>
+            fromVigil(r) &&
+            r.data.readUInt16BE(12) === 0x0806 &&
+            r.data.readUInt16BE(20) === 2 &&
+            r.data.subarray(0, 6).equals(mac(MAC.requester)),
+        ),
+      3000,
+    );
+  }, 60000);
+
+  test('a third machine claiming a proxied address: vigil stops answering for it and logs the conflict', async () => {
+    expect(await get(SLEEPY, 'Proxying')).toBe(true);
+    // The stranger takes the ULA for itself (as a DHCPv6 server might hand it out anew).
+    lan.addAddress('stranger', `${ULA.sleeper}/64`);
+    inject('stranger', [advertisement({ sourceMac: mac(MAC.stranger), target: ULA.sleeper })]);
+    await until(
+      () => /address conflict: 02:00:00:00:05:04 advertises fd00::3/.test(daemon.output()),
+      3000,
+    );
+    const mark = Date.now();
+    inject('requester', [
+      solicitation({ sourceMac: mac(MAC.requester), source: ULA.requester, target: ULA.sleeper }),
+    ]);
+    await new Promise((r) => setTimeout(r, 500));
+    // The answer to that NS comes from the stranger now; vigil sends none.
+    const answers = records().filter(
+      (r) =>
+        r.timeUs >= mark * 1000 &&
+        fromVigil(r) &&
+        r.data.readUInt16BE(12) === 0x86dd &&
+        r.data[54] === 136,
+    );
+    expect(answers).toEqual([]);
+    expect(await get(SLEEPY, 'Proxying')).toBe(true); // the other addresses still are
+    lan.exec('stranger', 'ip', ['-6', 'addr', 'del', `${ULA.sleeper}/64`, 'dev', 'eth0']);
+  });
+
+  test('with IP forwarding on, vigil does not take IPv4 addresses over (the kernel would route them)', async () => {
+    oneFrame(); // the host is back for a moment, then sleeps with forwarding on at vigil
+    await until(async () => (await get(SLEEPY, 'State')) === 'online', 3000);
+    lan.setSysctl('watcher', 'net.ipv4.ip_forward=1');
+    try {
+      await until(async () => (await get(SLEEPY, 'Proxying')) === true, 10000);
+      expect(daemon.output()).toMatch(
+        /sleep proxy for sleepy: not answering for 10\.9\.0\.3 \(IPv4 forwarding is on for eth0/,
+      );
+      inject('requester', [
+        arpFrame({
+          op: 'request',
+          sourceMac: mac(MAC.requester),
+          senderIp: parseIpv4(IP.requester)!,
+          targetIp: parseIpv4(IP.sleeper)!,
+        }),
+      ]);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(neighbour(IP.sleeper)).not.toBe(MAC.vigil);
+      expect(forbiddenFromVigil()).toEqual([]);
+    } finally {
+      lan.setSysctl('watcher', 'net.ipv4.ip_forward=0');
+    }
+    oneFrame();
+    await until(async () => (await get(SLEEPY, 'State')) === 'online', 3000);
+  });
+
+  test('SIGKILL while proxying: the next start hands the addresses back; SIGTERM hands back before exit', async () => {
+    await sleepAgain();
+    expect(neighbour(IP.sleeper)).toBe(MAC.vigil);
+    daemon.child.kill('SIGKILL');
+    await daemon.stop();
+    expect(neighbour(IP.sleeper)).toBe(MAC.vigil); // nobody told the LAN
+    daemon = await startVigil(lan, 'watcher', bus.address, stateDir, configFile);
+    await until(
+      () => neighbour(IP.sleeper) === MAC.sleeper && neighbour(ULA.sleeper) === MAC.sleeper,
+      3000,
+      () => `${neighbour(IP.sleeper)} ${neighbour(ULA.sleeper)}\n${daemon.output()}`,
+    );
+    expect(daemon.output()).toMatch(
+      /handed 10\.9\.0\.3 back to sleepy \(02:00:00:00:05:03\), taken over before vigil last stopped/,
+    );
+    // The host still sleeps, so the new daemon takes over again; then a clean stop.
+    await until(async () => (await get(SLEEPY, 'Proxying')) === true, 10000);
+    await until(() => neighbour(IP.sleeper) === MAC.vigil, 3000);
+    const stopping = Date.now();
+    await daemon.stop();
+    expect(Date.now() - stopping).toBeLessThan(5000);
+    expect(neighbour(IP.sleeper)).toBe(MAC.sleeper);
+    expect(neighbour(ULA.sleeper)).toBe(MAC.sleeper);
+    daemon = await startVigil(lan, 'watcher', bus.address, stateDir, configFile);
+    expect(daemon.output()).not.toMatch(/taken over before vigil last stopped/);
   }, 60000);
 });

@@ -20,6 +20,7 @@ import {
   type WakeRecord,
 } from '../../src/wol/watcher';
 import { advertisement, fixIcmp6Checksum, ipFrame, mac, solicitation } from './craft';
+import { generator, hostileFrame6 } from './hostile';
 
 const VIGIL = '02:00:00:00:00:01';
 const SLEEPER = '02:00:00:00:00:03';
@@ -608,5 +609,24 @@ describe('sleep proxy: conflicts and hand-back', () => {
     expect(back[0].frame).toMatchObject({ kind: 'arp', senderMac: SLEEPER, senderIp: ip4(V4) });
     expect(back[1].frame).toMatchObject({ kind: 'ndp', type: 'na', linkAddress: SLEEPER });
     expect(v.logs.join('\n')).toMatch(/handed 10\.9\.0\.3 back to sleepy/);
+  });
+});
+
+describe('the flood generator against a proxying watcher', () => {
+  test('exactly the frames made malformed are counted so; nothing wakes, nothing conflicts', () => {
+    const t = setup();
+    proxied(t);
+    const rand = generator(4242);
+    let malformed = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const f = hostileFrame6(rand, mac(VIGIL), V4, V6);
+      if (f.malformed) malformed++;
+      t.frame(f.frame);
+    }
+    expect(malformed).toBeGreaterThan(5000);
+    expect(t.watcher.framesMalformed).toBe(malformed);
+    expect(t.wakes).toHaveLength(0);
+    expect([...t.claims.keys()]).toEqual([V4, V6]);
+    expect(t.watcher.ignored.get('port-not-listed')).toBeGreaterThan(100);
   });
 });
