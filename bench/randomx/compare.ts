@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startPrivateBus } from '../../test/helpers/bus';
+import { OUT, median, report, runBench } from './common';
 import { Message } from '@particle/dbus-next';
 import { TestClient, plain, variant } from '../../test/helpers/client';
 import {
@@ -27,7 +28,6 @@ import {
 
 const ROOT = path.resolve(__dirname, '../../..');
 const REFERENCE_SOURCE = path.resolve(ROOT, '../shared/reference/rxref.c');
-const OUT = path.join(ROOT, 'bench/out');
 const VIGILCTL = path.join(ROOT, 'dist/src/cli/vigilctl.js');
 /**
  * The reference's key. Light-mode hashing and dataset building cost depend on the key (its
@@ -36,7 +36,7 @@ const VIGILCTL = path.join(ROOT, 'dist/src/cli/vigilctl.js');
 const KEY = Buffer.from('test key 000');
 
 interface Run {
-  who: 'reference' | 'vigil' | 'vigil+watch';
+  who: 'reference' | 'reference+largepages' | 'vigil' | 'vigil+watch';
   mode: 'light' | 'fast';
   threads: number;
   nonces: number;
@@ -53,19 +53,38 @@ function buildReference(): string {
   return binary;
 }
 
+const HUGEPAGES = '/proc/sys/vm/nr_hugepages';
+/** The issue's yardstick: 1200 pages of 2 MiB reserved, enough for the dataset and the VMs. */
+const RESERVED_PAGES = 1200;
+
+/** Run `fn` with RESERVED_PAGES huge pages reserved, then put the old count back. */
+function withReservedPages<T>(fn: () => T): T {
+  const before = fs.readFileSync(HUGEPAGES, 'utf8').trim();
+  fs.writeFileSync(HUGEPAGES, String(RESERVED_PAGES));
+  try {
+    return fn();
+  } finally {
+    fs.writeFileSync(HUGEPAGES, before);
+  }
+}
+
 function runReference(
   binary: string,
   mode: 'light' | 'fast',
   threads: number,
   nonces: number,
+  largePages = false,
 ): Run {
   const args = ['--threads', String(threads), '--nonces', String(nonces)];
   if (mode === 'fast') args.unshift('--full');
-  const out = execFileSync(binary, args, { encoding: 'utf8' });
+  if (largePages) args.unshift('--largepages');
+  const out = largePages
+    ? withReservedPages(() => execFileSync(binary, args, { encoding: 'utf8' }))
+    : execFileSync(binary, args, { encoding: 'utf8' });
   if (!/vector-1a \S+ ok/.test(out)) throw new Error(`reference failed its vector:\n${out}`);
   const field = (name: string): number => Number(new RegExp(`${name}=([0-9.]+)`).exec(out)?.[1]);
   return {
-    who: 'reference',
+    who: largePages ? 'reference+largepages' : 'reference',
     mode,
     threads,
     nonces,
@@ -181,11 +200,6 @@ function costShare(run: Run | undefined): string {
   return `${((cpu / (run.hashSeconds * run.threads)) * 100).toFixed(2)}%`;
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -205,7 +219,11 @@ async function main(): Promise<void> {
 
   const reference = buildReference();
   const bus = await startPrivateBus();
-  const config = randomxConfig(tempDir('vigil-bench-'), [`threads = ${threads}`]);
+  // No dataset cache: every fast run builds, like the reference (bench/randomx/datasets.ts measures the cache).
+  const config = randomxConfig(tempDir('vigil-bench-'), [
+    `threads = ${threads}`,
+    'dataset_cache = 0',
+  ]);
   let daemon = await startRxDaemon(bus.address, tempDir('vigil-bench-state-'), config);
   const client = await TestClient.connect(bus.address);
   const runs: Run[] = [];
@@ -245,12 +263,14 @@ async function main(): Promise<void> {
         // A fresh daemon each time, so vigil builds its dataset from scratch like the reference.
         await daemon.stop();
         daemon = await startRxDaemon(bus.address, tempDir('vigil-bench-state-'), config);
-        const pair = [
+        // vigil with nothing reserved, against the reference with and without 1200 pages.
+        const steps = [
           async () => note(runReference(reference, 'fast', threads, fastNonces)),
           async () => note(await runVigil(client, 'vigil', 'fast', threads, fastNonces, KEY)),
+          async () => note(runReference(reference, 'fast', threads, fastNonces, true)),
         ];
-        if (i % 2) pair.reverse();
-        for (const step of pair) await step();
+        if (i % 2) steps.reverse();
+        for (const step of steps) await step();
       }
       // Same key: the dataset is reused, so this run measures hashing under a watcher only.
       await watched('fast', fastNonces);
@@ -290,12 +310,22 @@ async function main(): Promise<void> {
         `${watchHps.toFixed(1)} | ${((watchHps / vigHps) * 100).toFixed(1)}% | ${costShare(watched[0])} |`,
     );
   }
-  fs.mkdirSync(OUT, { recursive: true });
-  fs.writeFileSync(path.join(OUT, 'randomx.json'), JSON.stringify(runs, null, 2));
-  console.log(rows.join('\n'));
+  const large = pick('reference+largepages', 'fast');
+  const fastVigil = pick('vigil', 'fast');
+  if (large.length > 0 && fastVigil.length > 0) {
+    const ratios = fastVigil.map((v, i) => v.hps / (large[i]?.hps ?? NaN)).filter(Number.isFinite);
+    rows.push('');
+    rows.push(
+      '| fast, 2 threads | rxref --largepages (1200 reserved) H/s | vigil, nothing reserved, H/s | vigil / rxref --largepages (median of triples) | rxref --largepages init s | vigil init s |',
+    );
+    rows.push('|---|---|---|---|---|---|');
+    rows.push(
+      `| ${large.length} triples | ${median(large.map((r) => r.hps)).toFixed(1)} | ` +
+        `${median(fastVigil.map((r) => r.hps)).toFixed(1)} | ${(median(ratios) * 100).toFixed(1)}% | ` +
+        `${median(large.map((r) => r.initSeconds)).toFixed(2)} | ${median(fastVigil.map((r) => r.initSeconds)).toFixed(2)} |`,
+    );
+  }
+  report('randomx.json', runs, rows);
 }
 
-main().catch((e: unknown) => {
-  console.error(e);
-  process.exit(1);
-});
+runBench(main);
