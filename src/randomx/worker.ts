@@ -212,8 +212,15 @@ function scan(req: ScanRequest): number {
 }
 
 // A background pool's worker runs at a lower priority (on Linux the nice value of a thread).
+// Best effort: where setpriority is filtered it stays at the daemon's priority.
 const nice = (workerData as { nice?: number } | null)?.nice;
-if (nice) os.setPriority(nice);
+if (nice) {
+  try {
+    os.setPriority(nice);
+  } catch {
+    // runs at normal priority
+  }
+}
 
 export default function handle(req: WorkerRequest): unknown {
   switch (req.op) {
