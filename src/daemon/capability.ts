@@ -17,6 +17,8 @@ export interface DaemonContext {
   readonly db: StateDatabase;
   /** The command line and every section of the config file; a capability reads its own. */
   readonly options: DaemonOptions;
+  /** Call `listener` with the unique name of each bus client that leaves the bus. */
+  onPeerGone(listener: (uniqueName: string) => void): void;
 }
 
 /** A running capability; `stop`, if any, releases its threads, sockets and native memory. */

@@ -38,7 +38,11 @@ export class Daemon {
       maxRunning: o.maxRunning,
       retentionMs: o.retentionMs,
       maxQueuedPerUser: o.maxQueuedPerUser,
+      maxQueuedTotal: o.maxQueuedTotal,
+      retainedPerUser: o.retainedPerUser,
+      retainedTotal: o.retainedTotal,
       historyLimit: o.historyLimit,
+      historyMaxBytes: o.historyMaxBytes,
       history: new TaskHistory(this.db),
     });
 
@@ -46,9 +50,19 @@ export class Daemon {
     watchConnection(this.bus, this.onBusLost);
     const server = new ObjectServer(this.bus, ROOT_PATH);
     this.server = server;
-    await onPeerGone(this.bus, (name) => server.callers.forget(name));
+    const peerGone = new Set<(name: string) => void>();
+    await onPeerGone(this.bus, (name) => {
+      server.callers.forget(name);
+      for (const listener of peerGone) listener(name);
+    });
 
-    const ctx: DaemonContext = { server, tasks: this.tasks, db: this.db, options: o };
+    const ctx: DaemonContext = {
+      server,
+      tasks: this.tasks,
+      db: this.db,
+      options: o,
+      onPeerGone: (listener) => peerGone.add(listener),
+    };
     for (const module of this.modules) this.capabilities.push(await module.setup(ctx));
 
     // Recover after every kind is registered, and claim the name last, so that a client

@@ -5,6 +5,8 @@ import { usec } from '../bus/time';
 export interface DaemonInfo {
   version: string;
   startTime: number;
+  /** Empty, or why vigil runs degraded (e.g. the task history cannot be written). */
+  readonly degraded: string;
 }
 
 /** `org.vigil.Vigil1.Daemon` at the root object: what is running and since when. */
@@ -14,6 +16,7 @@ export const daemonInterface: InterfaceSpec<DaemonInfo> = {
   properties: [
     { name: 'Version', type: 's', get: (d) => d.version, change: 'const' },
     { name: 'StartTime', type: 't', get: (d) => usec(d.startTime), change: 'const' },
+    { name: 'Degraded', type: 's', get: (d) => d.degraded, change: 'emits' },
   ],
   signals: [],
 };

@@ -3,9 +3,9 @@ import { bind, type InterfaceSpec } from '../bus/interface';
 import { IFACE_PREFIX, ROOT_PATH } from '../bus/names';
 import type { ObjectServer } from '../bus/server';
 import { unwrapDict } from '../bus/values';
-import { taskPath } from '../tasks/dbus';
+import { submitter, taskPath } from '../tasks/dbus';
 import type { TaskManager } from '../tasks/manager';
-import type { Json } from '../tasks/types';
+import type { Json, Submitter } from '../tasks/types';
 import type { RandomXEngine } from './engine';
 import { BATCH_KIND, BENCHMARK_KIND, SEARCH_KIND } from './tasks';
 import {
@@ -45,9 +45,9 @@ async function submit(
   svc: RandomXService,
   kind: string,
   params: Json,
-  uid: number,
+  owner: Submitter,
 ): Promise<string> {
-  return taskPath(svc.manager.submit(kind, params, uid).id);
+  return taskPath(svc.manager.submit(kind, params, owner).id);
 }
 
 export const randomXInterface: InterfaceSpec<RandomXService> = {
@@ -73,7 +73,7 @@ export const randomXInterface: InterfaceSpec<RandomXService> = {
       ],
       out: [['task', 'o']],
       handler: async (svc, [key, inputs, rawOptions], ctx) => {
-        const uid = await ctx.caller.uid();
+        const owner = await submitter(ctx);
         const options = unwrapDict(rawOptions);
         checkOptionNames(options, ['mode', 'threads']);
         const list = (inputs as unknown[]).map((input, i) => hex(toBytes(input, `input ${i}`)));
@@ -85,7 +85,7 @@ export const randomXInterface: InterfaceSpec<RandomXService> = {
             inputs: list,
             ...jobOptions(svc.engine, options),
           },
-          uid,
+          owner,
         );
       },
     },
@@ -101,7 +101,7 @@ export const randomXInterface: InterfaceSpec<RandomXService> = {
       ],
       out: [['task', 'o']],
       handler: async (svc, [key, blob, nonceOffset, difficulty, rawOptions], ctx) => {
-        const uid = await ctx.caller.uid();
+        const owner = await submitter(ctx);
         const options = unwrapDict(rawOptions);
         checkOptionNames(options, ['start_nonce', 'count', 'mode', 'threads']);
         const startNonce = optionalU32(options.start_nonce, 'start_nonce') ?? 0;
@@ -121,7 +121,7 @@ export const randomXInterface: InterfaceSpec<RandomXService> = {
             count,
             ...jobOptions(svc.engine, options),
           },
-          uid,
+          owner,
         );
       },
     },
@@ -134,7 +134,7 @@ export const randomXInterface: InterfaceSpec<RandomXService> = {
       ],
       out: [['task', 'o']],
       handler: async (svc, [nonces, rawOptions], ctx) => {
-        const uid = await ctx.caller.uid();
+        const owner = await submitter(ctx);
         const options = unwrapDict(rawOptions);
         checkOptionNames(options, ['mode', 'threads', 'key']);
         return submit(
@@ -145,7 +145,7 @@ export const randomXInterface: InterfaceSpec<RandomXService> = {
             key: options.key === undefined ? null : hex(toBytes(options.key, 'key')),
             ...jobOptions(svc.engine, options),
           },
-          uid,
+          owner,
         );
       },
     },
