@@ -27,7 +27,11 @@ interface Contract {
 }
 
 const CORE_CONTRACT: Record<string, Contract> = {
-  Daemon: { methods: {}, signals: {}, properties: { Version: 's', StartTime: 't', Degraded: 's' } },
+  Daemon: {
+    methods: { Reload: ['', ''] },
+    signals: {},
+    properties: { Version: 's', StartTime: 't', Degraded: 's' },
+  },
   RandomData: {
     methods: { quick: ['i', 's'], slow: ['i', 's'] },
     signals: { slow_result: 'ss' },

@@ -8,10 +8,11 @@ import { VERSION } from './version';
 export const daemonObjectCapability: CapabilityModule = {
   name: 'daemon',
   interfaces: [daemonInterface],
-  async setup({ server, tasks }) {
+  async setup({ server, reload, tasks }) {
     const info = {
       version: VERSION,
       startTime: Date.now(),
+      reload: (why: string) => void reload(why),
       get degraded() {
         return tasks.degraded;
       },

@@ -15,6 +15,8 @@ import {
 } from '../tasks/manager';
 
 export interface DaemonOptions {
+  /** The command line these were parsed from: a reload re-reads the file under the same one. */
+  argv: readonly string[];
   bus: BusTarget;
   configFile: string | undefined;
   stateDir: string;
@@ -46,6 +48,9 @@ export const USAGE = `Usage: vigild [--session | --system | --bus ADDRESS] [opti
 `;
 
 export class UsageError extends Error {}
+
+/** The config file could not be read at all (as opposed to read and found wrong). */
+export class ConfigReadError extends UsageError {}
 
 function positiveInt(value: string | undefined, what: string, fallback: number): number {
   if (value === undefined || value === '') return fallback;
@@ -87,7 +92,7 @@ export function parseDaemonOptions(argv: string[], env = process.env): DaemonOpt
     try {
       text = fs.readFileSync(values.config, 'utf8');
     } catch (e) {
-      throw new UsageError(`cannot read config ${values.config}: ${messageOf(e)}`);
+      throw new ConfigReadError(`cannot read config ${values.config}: ${messageOf(e)}`);
     }
     try {
       config = parseIni(text, values.config);
@@ -99,10 +104,12 @@ export function parseDaemonOptions(argv: string[], env = process.env): DaemonOpt
 
   const logLevel = values['log-level'] ?? daemon.get('log_level') ?? 'info';
   if (!LOG_LEVELS.includes(logLevel)) {
-    throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+    const where = values['log-level'] !== undefined ? '--log-level' : '[daemon] log_level';
+    throw new UsageError(`${where} must be one of ${LOG_LEVELS.join(', ')}`);
   }
   const stateDir = values['state-dir'] ?? daemon.get('state_dir') ?? defaultStateDir(bus, env);
   return {
+    argv: [...argv],
     bus,
     configFile: values.config,
     stateDir,

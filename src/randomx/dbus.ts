@@ -7,38 +7,22 @@ import { submitter, taskPath } from '../tasks/dbus';
 import type { TaskManager } from '../tasks/manager';
 import type { Json, Submitter } from '../tasks/types';
 import type { RandomXEngine } from './engine';
-import { BATCH_KIND, BENCHMARK_KIND, SEARCH_KIND } from './tasks';
+import { BATCH_KIND, BENCHMARK_KIND, SEARCH_KIND } from './kinds';
 import {
-  checkMode,
-  checkOptionNames,
-  checkRange,
-  checkThreads,
-  checkU32,
-  toBytes,
-} from './validate';
+  batchArgs,
+  batchToJson,
+  benchmarkArgs,
+  benchmarkToJson,
+  hashArgs,
+  searchArgs,
+  searchToJson,
+} from './params';
 
 export const RANDOMX_PATH = `${ROOT_PATH}/RandomX`;
 
 export interface RandomXService {
   engine: RandomXEngine;
   manager: TaskManager;
-}
-
-const hex = (b: Buffer): string => b.toString('hex');
-
-/** `mode` and `threads` of an options dict, with the engine's defaults. */
-function jobOptions(
-  engine: RandomXEngine,
-  options: Record<string, unknown>,
-): { mode: string; threads: number } {
-  return {
-    mode: options.mode === undefined ? engine.defaultMode : checkMode(options.mode),
-    threads: options.threads === undefined ? engine.threads : checkThreads(options.threads),
-  };
-}
-
-function optionalU32(value: unknown, what: string): number | undefined {
-  return value === undefined ? undefined : checkU32(value, what);
 }
 
 async function submit(
@@ -61,7 +45,10 @@ export const randomXInterface: InterfaceSpec<RandomXService> = {
         ['input', 'ay'],
       ],
       out: [['hash', 'ay']],
-      handler: (svc, [key, input]) => svc.engine.hash(toBytes(key, 'key'), toBytes(input, 'input')),
+      handler: (svc, [key, input]) => {
+        const args = hashArgs(key, input);
+        return svc.engine.hash(args.key, args.input);
+      },
     },
     {
       name: 'HashBatch',
@@ -73,20 +60,8 @@ export const randomXInterface: InterfaceSpec<RandomXService> = {
       ],
       out: [['task', 'o']],
       handler: async (svc, [key, inputs, rawOptions], ctx) => {
-        const owner = await submitter(ctx);
-        const options = unwrapDict(rawOptions);
-        checkOptionNames(options, ['mode', 'threads']);
-        const list = (inputs as unknown[]).map((input, i) => hex(toBytes(input, `input ${i}`)));
-        return submit(
-          svc,
-          BATCH_KIND,
-          {
-            key: hex(toBytes(key, 'key')),
-            inputs: list,
-            ...jobOptions(svc.engine, options),
-          },
-          owner,
-        );
+        const params = batchArgs(key, inputs, unwrapDict(rawOptions), svc.engine);
+        return submit(svc, BATCH_KIND, batchToJson(params), await submitter(ctx));
       },
     },
     {
@@ -101,28 +76,9 @@ export const randomXInterface: InterfaceSpec<RandomXService> = {
       ],
       out: [['task', 'o']],
       handler: async (svc, [key, blob, nonceOffset, difficulty, rawOptions], ctx) => {
-        const owner = await submitter(ctx);
         const options = unwrapDict(rawOptions);
-        checkOptionNames(options, ['start_nonce', 'count', 'mode', 'threads']);
-        const startNonce = optionalU32(options.start_nonce, 'start_nonce') ?? 0;
-        const count = checkRange(
-          startNonce,
-          options.count === undefined ? undefined : Number(options.count as number | bigint),
-        );
-        return submit(
-          svc,
-          SEARCH_KIND,
-          {
-            key: hex(toBytes(key, 'key')),
-            blob: hex(toBytes(blob, 'blob')),
-            nonce_offset: nonceOffset as number,
-            difficulty: String(difficulty),
-            start_nonce: startNonce,
-            count,
-            ...jobOptions(svc.engine, options),
-          },
-          owner,
-        );
+        const params = searchArgs(key, blob, nonceOffset, difficulty, options, svc.engine);
+        return submit(svc, SEARCH_KIND, searchToJson(params), await submitter(ctx));
       },
     },
     {
@@ -134,19 +90,8 @@ export const randomXInterface: InterfaceSpec<RandomXService> = {
       ],
       out: [['task', 'o']],
       handler: async (svc, [nonces, rawOptions], ctx) => {
-        const owner = await submitter(ctx);
-        const options = unwrapDict(rawOptions);
-        checkOptionNames(options, ['mode', 'threads', 'key']);
-        return submit(
-          svc,
-          BENCHMARK_KIND,
-          {
-            nonces: nonces as number,
-            key: options.key === undefined ? null : hex(toBytes(options.key, 'key')),
-            ...jobOptions(svc.engine, options),
-          },
-          owner,
-        );
+        const params = benchmarkArgs(nonces, unwrapDict(rawOptions), svc.engine);
+        return submit(svc, BENCHMARK_KIND, benchmarkToJson(params), await submitter(ctx));
       },
     },
   ],

@@ -1,6 +1,6 @@
 import type { IniSection } from '../core/ini';
 import { log } from '../core/log';
-import type { CapabilityModule } from '../daemon/capability';
+import { settingChanges, type CapabilityModule } from '../daemon/capability';
 import { interfaceForIp } from './addresses';
 import { hostsFromConfig, type ResolveEnvironment } from './config';
 import { exportWakeOnLan, hostInterface, wakeOnLanInterface } from './dbus';
@@ -51,6 +51,35 @@ export const wakeOnLanCapability: CapabilityModule = {
     });
     exportWakeOnLan(ctx.server, service);
     await service.start();
-    return { name: 'wake-on-lan', stop: async () => service.stop() };
+    return {
+      name: 'wake-on-lan',
+      stop: async () => service.stop(),
+      // Hosts apply live; the watched interfaces and the frame setting wait for a restart.
+      reload: (next) => {
+        const fresh = hostsFromConfig(next.config, next.configFile ?? 'config', env);
+        const apply = service.prepareConfigHosts(fresh.hosts);
+        return () => {
+          for (const w of fresh.warnings) log.warning(w);
+          const { added, removed, changed } = apply();
+          const hosts = [
+            ...added.map((n) => `+${n}`),
+            ...removed.map((n) => `-${n}`),
+            ...changed.map((n) => `~${n}`),
+          ];
+          const wolKeys = (s: typeof settings): Record<string, unknown> => ({
+            interfaces: s.interfaces.join(' '),
+            ethernet_frame: s.ethernetFrame ? 'yes' : 'no',
+          });
+          return {
+            applied: hosts.length ? [`[host:*] ${hosts.join(' ')}`] : [],
+            needsRestart: settingChanges(
+              'wol',
+              wolKeys(settings),
+              wolKeys(wolSettings(next.config)),
+            ),
+          };
+        };
+      },
+    };
   },
 };

@@ -1,13 +1,42 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import * as dbus from '@particle/dbus-next';
+import { Message } from '@particle/dbus-next';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { addMatch } from '../../src/bus/connection';
 
 /** A private dbus-daemon for one test file: never the machine's own buses. */
 export interface PrivateBus {
   address: string;
   dir: string;
   stop(): Promise<void>;
+}
+
+/**
+ * Write a session-bus config that listens on `dir`/bus and activates services from
+ * `serviceDir` (and nothing else); returns its path.
+ */
+export function activatingBusConfig(dir: string, serviceDir: string): string {
+  const file = path.join(dir, 'session.conf');
+  fs.writeFileSync(
+    file,
+    `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <auth>EXTERNAL</auth>
+  <listen>unix:path=${dir}/bus</listen>
+  <servicedir>${serviceDir}</servicedir>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+`,
+  );
+  return file;
 }
 
 /**
@@ -49,4 +78,95 @@ export async function startPrivateBus(configFile?: string): Promise<PrivateBus> 
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Whether process `pid` is `ancestor` or runs below it (read from /proc). */
+function descendsFrom(pid: number, ancestor: number): boolean {
+  for (let p = pid, hops = 0; p > 1 && hops < 64; hops++) {
+    if (p === ancestor) return true;
+    try {
+      p = Number(/^PPid:\s+(\d+)$/m.exec(fs.readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0);
+    } catch {
+      return false;
+    }
+  }
+  return false;
+}
+
+/**
+ * Resolve once `name` is owned on the bus at `address` (by process `pid` or one of its
+ * descendants, when given, so an owner that is still leaving does not count; a wrapper such
+ * as strace may have started it), the way a client knows a service is up:
+ * NameOwnerChanged, and the owner's PID from the bus. Rejects when `exited` settles first (the
+ * process died) or after `timeoutMs`, with `describe()` (e.g. the process's output).
+ */
+export async function waitForBusName(
+  address: string,
+  options: {
+    name?: string;
+    pid?: number;
+    timeoutMs?: number;
+    exited?: Promise<unknown>;
+    describe?: () => string;
+  } = {},
+): Promise<void> {
+  const name = options.name ?? 'org.vigil.Vigil1';
+  const timeoutMs = options.timeoutMs ?? 20000;
+  const describe = options.describe ?? (() => '');
+  const bus = dbus.sessionBus({ busAddress: address });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      bus.once('connect', () => resolve());
+      bus.once('error', reject);
+    });
+    const ownedByIt = async (): Promise<boolean> => {
+      try {
+        const reply = await bus.call(
+          new Message({
+            destination: 'org.freedesktop.DBus',
+            path: '/org/freedesktop/DBus',
+            interface: 'org.freedesktop.DBus',
+            member: 'GetConnectionUnixProcessID',
+            signature: 's',
+            body: [name],
+          }),
+        );
+        return options.pid === undefined || descendsFrom(Number(reply?.body[0]), options.pid);
+      } catch {
+        return false; // NameHasNoOwner: not yet
+      }
+    };
+    const owned = new Promise<void>((resolve) => {
+      bus.on('message', (m: Message) => {
+        const [changed, , owner] = (m.body ?? []) as string[];
+        if (m.member !== 'NameOwnerChanged' || changed !== name || owner === '') return;
+        void ownedByIt().then((yes) => yes && resolve());
+      });
+    });
+    await addMatch(
+      bus,
+      `type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged',arg0='${name}'`,
+    );
+    if (await ownedByIt()) return;
+    await Promise.race([
+      owned,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`${name} not owned within ${timeoutMs} ms:\n${describe()}`)),
+          timeoutMs,
+        );
+      }),
+      ...(options.exited
+        ? [
+            options.exited.then((code) => {
+              throw new Error(`exited (${String(code)}) before owning ${name}:\n${describe()}`);
+            }),
+          ]
+        : []),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    bus.disconnect();
+  }
 }
