@@ -4,6 +4,7 @@ import { BUS_NAME, ROOT_PATH } from '../bus/names';
 import { ObjectServer } from '../bus/server';
 import { openStateDatabase, type StateDatabase } from '../core/database';
 import { isVigilError, messageOf, VigilError } from '../core/errors';
+import type { IniSection } from '../core/ini';
 import { log, setLogLevel } from '../core/log';
 import { TaskHistory } from '../tasks/history';
 import { TaskManager, type TaskLimits } from '../tasks/manager';
@@ -28,6 +29,18 @@ const taskLimits = (o: DaemonOptions): TaskLimits => ({
   historyLimit: o.historyLimit,
   historyMaxBytes: o.historyMaxBytes,
 });
+
+/** `[section] key` for every key outside the host sections whose text differs. */
+function changedKeys(before: readonly IniSection[], after: readonly IniSection[]): string[] {
+  const flat = (sections: readonly IniSection[]): Map<string, string> =>
+    new Map(
+      sections
+        .filter((sec) => !/^host:/i.test(sec.name))
+        .flatMap((sec) => [...sec.values].map(([k, v]) => [`[${sec.name}] ${k}`, v] as const)),
+    );
+  const [a, b] = [flat(before), flat(after)];
+  return [...new Set([...a.keys(), ...b.keys()])].filter((k) => a.get(k) !== b.get(k));
+}
 
 /** The task limits as the config file names them, for the reload log. */
 const taskLimitKeys = (o: DaemonOptions): Record<string, number> => ({
@@ -125,9 +138,15 @@ export class Daemon {
         }
       }
       const outcomes = steps.map((apply) => apply());
-      this.options = next;
       const applied = outcomes.flatMap((o) => o.applied);
       const needsRestart = outcomes.flatMap((o) => o.needsRestart);
+      // Any other changed key (one no part reloads, say a new setting) is not applied either.
+      const told = (label: string): boolean =>
+        [...applied, ...needsRestart].some((line) => line.startsWith(`${label} `));
+      for (const label of changedKeys(this.options.config, next.config)) {
+        if (!told(label)) needsRestart.push(`${label} changed`);
+      }
+      this.options = next;
       const source = file ?? 'no config file (started without --config)';
       log.notice(
         `reload (${why}): ${source}: ${applied.length ? `applied ${applied.join('; ')}` : 'nothing to apply'}`,
