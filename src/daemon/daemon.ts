@@ -23,7 +23,11 @@ const taskLimits = (o: DaemonOptions): TaskLimits => ({
   maxRunning: o.maxRunning,
   retentionMs: o.retentionMs,
   maxQueuedPerUser: o.maxQueuedPerUser,
+  maxQueuedTotal: o.maxQueuedTotal,
+  retainedPerUser: o.retainedPerUser,
+  retainedTotal: o.retainedTotal,
   historyLimit: o.historyLimit,
+  historyMaxBytes: o.historyMaxBytes,
 });
 
 /** `[section] key` for every key outside the host sections whose text differs. */
@@ -43,7 +47,11 @@ const taskLimitKeys = (o: DaemonOptions): Record<string, number> => ({
   max_running: o.maxRunning,
   retention_seconds: o.retentionMs / 1000,
   max_queued_per_user: o.maxQueuedPerUser,
+  max_queued_total: o.maxQueuedTotal,
+  retained_per_user: o.retainedPerUser,
+  retained_total: o.retainedTotal,
   history_limit: o.historyLimit,
+  history_max_bytes: o.historyMaxBytes,
 });
 
 /** Shutdown budget: SIGTERM to exit within 5 s, with room to spare. */
@@ -79,13 +87,18 @@ export class Daemon {
     watchConnection(this.bus, this.onBusLost);
     const server = new ObjectServer(this.bus, ROOT_PATH);
     this.server = server;
-    await onPeerGone(this.bus, (name) => server.callers.forget(name));
+    const peerGone = new Set<(name: string) => void>();
+    await onPeerGone(this.bus, (name) => {
+      server.callers.forget(name);
+      for (const listener of peerGone) listener(name);
+    });
 
     const ctx: DaemonContext = {
       server,
       tasks: this.tasks,
       db: this.db,
       options: o,
+      onPeerGone: (listener) => peerGone.add(listener),
       reload: (why) => this.reload(why),
     };
     for (const module of this.modules) this.capabilities.push(await module.setup(ctx));
