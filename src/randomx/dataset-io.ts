@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import koffi from 'koffi';
 import { HEADER_BYTES, SEGMENT_BYTES, encodeHeader, segmentCount } from './dataset-file';
 import { DATASET_ITEM_SIZE, native, type Address } from './native';
@@ -18,6 +19,25 @@ import {
   type VerifyItemsReply,
   type VerifyItemsRequest,
 } from './protocol';
+
+/** Share of the time this worker works when it cannot lower its priority (1: no rest). */
+let dutyCycle = 1;
+
+export function setDutyCycle(share: number): void {
+  dutyCycle = share;
+}
+
+/**
+ * After a piece of work begun at `started`: rest long enough to keep to the duty cycle, woken
+ * early when the control word changes (a cancel stays prompt).
+ */
+export function rest(control: Int32Array, started: number): void {
+  if (dutyCycle >= 1) return;
+  const worked = performance.now() - started;
+  const state = Atomics.load(control, 0);
+  if (state === Control.RUN)
+    Atomics.wait(control, 0, state, (worked * (1 - dutyCycle)) / dutyCycle);
+}
 
 /** Blocks (without CPU) while paused; returns the control word that ended the wait. */
 export function waitWhilePaused(control: Int32Array): number {
@@ -59,6 +79,7 @@ export function loadDataset(req: LoadDatasetRequest): LoadDatasetReply {
       const offset = segment * req.segmentBytes;
       const bytes = Math.min(req.segmentBytes, req.itemBytes - offset);
       const into = view(memory + offset, bytes);
+      const started = performance.now();
       if (readFully(fd, into, HEADER_BYTES + offset) !== bytes) {
         Atomics.store(control, 0, Control.STOP);
         return { completed: false, corrupt: `the file is truncated (segment ${segment})` };
@@ -71,6 +92,7 @@ export function loadDataset(req: LoadDatasetRequest): LoadDatasetReply {
         return { completed: false, corrupt: `segment ${segment} does not match its checksum` };
       }
       Atomics.add(progress, 0, bytes / DATASET_ITEM_SIZE);
+      rest(control, started);
     }
   } finally {
     fs.closeSync(fd);
@@ -101,6 +123,7 @@ export function saveDataset(req: SaveDatasetRequest): SaveDatasetReply {
     const digests: Buffer[] = [];
     for (let offset = 0; offset < req.itemBytes; offset += SEGMENT_BYTES) {
       if (Atomics.load(control, 0) === Control.CANCEL) return { saved: false };
+      const started = performance.now();
       const segment = view(memory + offset, Math.min(SEGMENT_BYTES, req.itemBytes - offset));
       let written = 0;
       while (written < segment.length) {
@@ -113,6 +136,7 @@ export function saveDataset(req: SaveDatasetRequest): SaveDatasetReply {
         );
       }
       digests.push(createHash('sha256').update(segment).digest());
+      rest(control, started);
     }
     const header = encodeHeader({
       itemSize: DATASET_ITEM_SIZE,

@@ -355,10 +355,18 @@ export class KeyResources {
     const build = new DatasetBuild(native().datasetItemCount());
     const t0 = performance.now();
     build.promise = (async () => {
-      const file = this.options.store?.find(resource.key);
+      const store = this.options.store;
+      const file = store?.find(resource.key);
+      if (store && !file) log.info(`dataset cache: nothing kept for this key in ${store.dir}`);
       let source: DatasetSource = 'built';
-      if (file && (await this.loadFile(resource, build, file, workers, pool))) source = 'cache';
-      else await this.buildItems(resource, build, workers, pool);
+      if (file && (await this.loadFile(resource, build, file, workers, pool))) {
+        source = 'cache';
+        log.info(
+          `dataset cache: loaded ${file} in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+        );
+      } else {
+        await this.buildItems(resource, build, workers, pool);
+      }
       resource.datasetSeconds = (performance.now() - t0) / 1000;
       resource.datasetSerial = ++this.serials;
       resource.datasetSource = source;

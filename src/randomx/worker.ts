@@ -13,7 +13,14 @@ import {
   restoreScratchpad,
   type MovedScratchpad,
 } from './library-memory';
-import { loadDataset, saveDataset, verifyItems, waitWhilePaused } from './dataset-io';
+import {
+  loadDataset,
+  rest,
+  saveDataset,
+  setDutyCycle,
+  verifyItems,
+  waitWhilePaused,
+} from './dataset-io';
 import {
   Control,
   DATASET_CHUNK_ITEMS,
@@ -92,8 +99,10 @@ function initDataset(req: InitDatasetRequest): InitDatasetReply {
     const item = Atomics.add(next, 0, 1) * DATASET_CHUNK_ITEMS;
     if (item >= req.itemCount) return { completed: true };
     const count = Math.min(DATASET_CHUNK_ITEMS, req.itemCount - item);
+    const started = performance.now();
     rx.initDataset(req.dataset, req.cache, item, count);
     Atomics.add(progress, 0, count);
+    rest(control, started);
   }
 }
 
@@ -212,13 +221,15 @@ function scan(req: ScanRequest): number {
 }
 
 // A background pool's worker runs at a lower priority (on Linux the nice value of a thread).
-// Best effort: where setpriority is filtered it stays at the daemon's priority.
+// A background worker lowers its own priority. Where setpriority is refused (the system unit
+// filters @resources) it yields instead: it rests between chunks of its work, so that it
+// takes at most a fifth of a core from hashing.
 const nice = (workerData as { nice?: number } | null)?.nice;
 if (nice) {
   try {
     os.setPriority(nice);
   } catch {
-    // runs at normal priority
+    setDutyCycle(0.2);
   }
 }
 
