@@ -12,20 +12,15 @@ export interface PrivateBus {
 
 /**
  * Start `dbus-daemon` with `configFile` (the session config by default) listening on a unix
- * socket in a fresh temporary directory.
+ * socket in a fresh temporary directory (or on `listen`, a D-Bus address).
  */
-export async function startPrivateBus(configFile?: string): Promise<PrivateBus> {
+export async function startPrivateBus(configFile?: string, listen?: string): Promise<PrivateBus> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-bus-'));
   fs.chmodSync(dir, 0o755);
-  const socket = path.join(dir, 'bus');
+  const listenArg = `--address=${listen ?? `unix:path=${path.join(dir, 'bus')}`}`;
   const args = configFile
-    ? [
-        `--config-file=${configFile}`,
-        `--address=unix:path=${socket}`,
-        '--nofork',
-        '--print-address=1',
-      ]
-    : ['--session', `--address=unix:path=${socket}`, '--nofork', '--print-address=1'];
+    ? [`--config-file=${configFile}`, listenArg, '--nofork', '--print-address=1']
+    : ['--session', listenArg, '--nofork', '--print-address=1'];
   const child: ChildProcess = spawn('dbus-daemon', args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const address = await new Promise<string>((resolve, reject) => {
     let out = '';
