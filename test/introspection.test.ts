@@ -27,14 +27,18 @@ interface Contract {
 }
 
 const CORE_CONTRACT: Record<string, Contract> = {
-  Daemon: { methods: {}, signals: {}, properties: { Version: 's', StartTime: 't' } },
+  Daemon: {
+    methods: { Reload: ['', ''] },
+    signals: {},
+    properties: { Version: 's', StartTime: 't', Degraded: 's' },
+  },
   RandomData: {
     methods: { quick: ['i', 's'], slow: ['i', 's'] },
     signals: { slow_result: 'ss' },
     properties: {},
   },
   TaskManager: {
-    methods: { ListTasks: ['', 'ao'], GetHistory: ['u', 'aa{sv}'] },
+    methods: { ListTasks: ['', 'ao'], GetHistory: ['u', 'aa{sv}'], GetTask: ['s', 'a{sv}'] },
     signals: {},
     properties: { Running: 'u', Queued: 'u', MaxRunning: 'u' },
   },
@@ -94,6 +98,7 @@ const CAPABILITY_CONTRACT: Record<string, Contract> = {
       RemoveHost: ['s', ''],
       Wake: ['s', ''],
       ListHosts: ['', 'ao'],
+      GetWakeHistory: ['u', 'aa{sv}'],
     },
     signals: { WakeSent: 'ssss' },
     properties: { Interfaces: 'as', FramesSeen: 't', WakesSent: 't' },
@@ -113,6 +118,12 @@ const CAPABILITY_CONTRACT: Record<string, Contract> = {
       OnlyFrom: 'as',
       Timeout: 'u',
       Cooldown: 'u',
+      LastWakeReason: 's',
+      IgnoreFrom: 'as',
+      Ip6: 'as',
+      Proxy: 'b',
+      WakePorts: 'as',
+      Proxying: 'b',
     },
   },
 };
@@ -120,7 +131,7 @@ const CAPABILITY_CONTRACT: Record<string, Contract> = {
 /** Names the contract gives to arguments (DESIGN.md spells out these). */
 const CONTRACT_ARG_NAMES: Record<string, Record<string, string[]>> = {
   RandomData: { quick: ['bits'], slow: ['bits', 'id'], slow_result: ['id', 'result'] },
-  TaskManager: { GetHistory: ['limit'] },
+  TaskManager: { GetHistory: ['limit'], GetTask: ['id'] },
   Task: { Progress: ['progress', 'done', 'total', 'rate'], Finished: ['state', 'result'] },
 };
 

@@ -13,8 +13,16 @@ import {
   type SearchResult,
   type SearchState,
 } from '../src/randomx/engine';
-import { CACHE_BYTES, freeHugePageBytes } from '../src/randomx/native';
+import { openStateDatabase } from '../src/core/database';
+import { searchKind } from '../src/randomx/kinds';
+import { freeHugePageBytes } from '../src/randomx/memory';
+import { CACHE_BYTES } from '../src/randomx/native';
+import { batchArgs, hashArgs, searchArgs, searchToJson } from '../src/randomx/params';
 import { LIMITS, meetsDifficulty } from '../src/randomx/validate';
+import { TaskHistory } from '../src/tasks/history';
+import { TaskManager } from '../src/tasks/manager';
+import { tempStateDir } from './helpers/daemon';
+import { EXIT_MARKER, FAULTY_WORKER, THROW_MARKER, faultBlob } from './randomx/faulty-worker';
 import { TestJob, VECTORS, cpuSecondsDuring, sleep, withNonce } from './randomx/harness';
 
 const KEY = Buffer.from('vigil engine test key');
@@ -68,7 +76,12 @@ function expectFoundMatchesOracle(result: SearchResult | SearchState, from: numb
 }
 
 beforeAll(async () => {
-  engine = new RandomXEngine({ threads: 2, checkpointIntervalMs: 300, maxFound: MAX_FOUND });
+  engine = new RandomXEngine({
+    threads: 2,
+    checkpointIntervalMs: 300,
+    maxFound: MAX_FOUND,
+    workerFile: FAULTY_WORKER,
+  });
   const inputs = Array.from({ length: ORACLE }, (_, n) => withNonce(BLOB, OFFSET, n));
   oracle = (await engine.hashBatch(KEY, inputs, { mode: 'light', threads: 2 }, new TestJob()))
     .hashes;
@@ -108,29 +121,41 @@ describe('hashing', () => {
     }
   });
 
-  it('refuses bad input with named errors before any native call', async () => {
+  it('refuses bad input with named errors at the edge, before any native call', () => {
+    const codeOf = (fn: () => unknown): string => {
+      try {
+        fn();
+      } catch (e) {
+        expect(e).toBeInstanceOf(VigilError);
+        return (e as VigilError).code;
+      }
+      throw new Error('expected a refusal');
+    };
     const big = Buffer.alloc(LIMITS.maxInputBytes + 1);
-    expect((await rejection(engine.hash(Buffer.alloc(0), Buffer.from('x')))).code).toBe(
-      'InvalidArgument',
-    );
-    expect((await rejection(engine.hash(Buffer.alloc(LIMITS.maxKeyBytes + 1), big))).code).toBe(
-      'LimitExceeded',
-    );
-    expect((await rejection(engine.hash(KEY, big))).code).toBe('LimitExceeded');
-    const options = { mode: 'light' as const, threads: 2 };
-    expect((await rejection(engine.hashBatch(KEY, [], options, new TestJob()))).code).toBe(
-      'InvalidArgument',
-    );
+    const defaults = { defaultMode: 'light' as const, threads: 2 };
+    const batch =
+      (inputs: unknown, options: Record<string, unknown> = {}) =>
+      () =>
+        batchArgs(KEY, inputs, options, defaults);
+    expect(codeOf(() => hashArgs(Buffer.alloc(0), Buffer.from('x')))).toBe('InvalidArgument');
+    expect(codeOf(() => hashArgs(Buffer.alloc(LIMITS.maxKeyBytes + 1), big))).toBe('LimitExceeded');
+    expect(codeOf(() => hashArgs(KEY, big))).toBe('LimitExceeded');
+    expect(codeOf(() => hashArgs(KEY, 'not bytes'))).toBe('InvalidArgument');
+    expect(codeOf(batch([]))).toBe('InvalidArgument');
+    expect(codeOf(batch('not a list'))).toBe('InvalidArgument');
     const many = Array.from({ length: LIMITS.maxBatchInputs + 1 }, () => Buffer.alloc(0));
-    expect((await rejection(engine.hashBatch(KEY, many, options, new TestJob()))).code).toBe(
-      'LimitExceeded',
-    );
+    expect(codeOf(batch(many))).toBe('LimitExceeded');
     const heavy = Array.from({ length: 65 }, () => Buffer.alloc(LIMITS.maxInputBytes));
-    expect((await rejection(engine.hashBatch(KEY, heavy, options, new TestJob()))).code).toBe(
-      'LimitExceeded',
-    );
-    // The engine still works after all that.
-    expect((await engine.hash(KEY, BLOB)).length).toBe(32);
+    expect(codeOf(batch(heavy))).toBe('LimitExceeded');
+    expect(codeOf(batch([BLOB], { mode: 'turbo' }))).toBe('InvalidArgument');
+    expect(codeOf(batch([BLOB], { threads: 0 }))).toBe('InvalidArgument');
+    // What passes comes out typed, with the engine's defaults filled in.
+    expect(batchArgs(KEY, [BLOB], {}, defaults)).toEqual({
+      key: KEY,
+      inputs: [BLOB],
+      mode: 'light',
+      threads: 2,
+    });
   });
 });
 
@@ -265,6 +290,35 @@ describe('search', () => {
   });
 });
 
+describe('the search task kind', () => {
+  it('lets go of input given to a queued search once that search is cancelled', async () => {
+    const kind = searchKind(engine);
+    const manager = new TaskManager({
+      maxRunning: 1,
+      retentionMs: 60_000,
+      maxQueuedPerUser: 10,
+      history: new TaskHistory(openStateDatabase(tempStateDir())),
+    });
+    manager.registerKind(kind);
+    const defaults = { defaultMode: 'light' as const, threads: 1 };
+    const submit = () =>
+      manager.submit(
+        kind.name,
+        searchToJson(searchArgs(KEY, BLOB, OFFSET, DIFFICULTY, {}, defaults)),
+        { uid: 0, privileged: true },
+      );
+    const running = submit();
+    const queued = submit();
+    expect(queued.state).toBe('queued');
+    queued.input({ blob: randomBytes(76), key: KEY, nonce_offset: 3, difficulty: 5n });
+    expect(kind.waitingInputs).toBe(1);
+    queued.cancel();
+    expect(kind.waitingInputs).toBe(0);
+    running.cancel();
+    await expect(running.wait()).rejects.toThrow(/cancel/);
+  });
+});
+
 describe('cache lifetime', () => {
   it('keeps a key’s cache while a job uses it and frees it once the key has changed', async () => {
     const a = Buffer.from('lifetime key a');
@@ -293,7 +347,7 @@ describe('cache lifetime', () => {
 describe('worker failures', () => {
   it('fail only their own task, and the next task succeeds', async () => {
     const thrown = await rejection(
-      engine.search(params({ count: 20, fault: 'throw' }), new TestJob()).run(),
+      engine.search(params({ blob: faultBlob(THROW_MARKER), count: 20 }), new TestJob()).run(),
     );
     expect(thrown.code).toBe('Failed');
     expect(thrown.message).toMatch(/injected worker fault/);
@@ -301,7 +355,7 @@ describe('worker failures', () => {
     // A concurrent job on the quick lane is not disturbed by a worker dying under another.
     const options = { mode: 'light' as const, threads: 2 };
     const [died, quick] = await Promise.allSettled([
-      engine.hashBatch(KEY, [BLOB, BLOB, BLOB], { ...options, fault: 'exit' }, new TestJob()),
+      engine.hashBatch(KEY, [faultBlob(EXIT_MARKER), BLOB, BLOB], options, new TestJob()),
       engine.hash(Buffer.from(VECTORS[0][0]), Buffer.from(VECTORS[0][1])),
     ]);
     expect(died.status).toBe('rejected');

@@ -105,6 +105,7 @@ function privilegedCalls(hostPath: string): [string, string, string[]][] {
     ['WakeOnLan.RemoveHost', `${ROOT}/WakeOnLan`, ['sleeper']],
     ['WakeOnLan.Wake', `${ROOT}/WakeOnLan`, ['sleeper']],
     ['Host.Wake', hostPath, []],
+    ['Daemon.Reload', ROOT, []],
   ];
 }
 

@@ -222,8 +222,8 @@ export class ObjectServer {
     let release: (() => void) | undefined;
     try {
       const caller = this.callers.forSender(h.sender ?? '');
-      if (route.heavy) release = await this.limits.takeHeavySlot(caller, route.name);
       if (route.authorize) await route.authorize(caller);
+      if (route.heavy) release = await this.limits.takeHeavySlot(caller, route.name);
       const body = (await call.body()) as WireValue[];
       const [sig, values] = await route.run(body, { caller, path: h.path ?? '' });
       this.reply(h, route, sig, values);

@@ -1,6 +1,7 @@
 import type { CliCommand } from './command';
 import { coreCommands } from './core-commands';
 import { commands as randomxCommands } from './randomx';
+import { reloadCommand } from './reload';
 import { watchCommand } from './watch';
 import { commands as wolCommands } from './wol';
 
@@ -10,6 +11,7 @@ import { commands as wolCommands } from './wol';
  */
 export const commands: CliCommand[] = [
   ...coreCommands,
+  reloadCommand,
   watchCommand,
   ...randomxCommands,
   ...wolCommands,

@@ -9,6 +9,7 @@ import {
 } from './client';
 import { EXIT, InterruptedError, TaskEndedError, UsageError, type CliCommand } from './command';
 import { commandGroup, commands, findCommand } from './commands';
+import { runComplete } from './complete';
 import { RunContext } from './context';
 
 const GLOBAL_OPTIONS = `Global options (anywhere on the line):
@@ -107,6 +108,8 @@ export interface Io {
 
 /** Run vigilctl with `argv` (without node and script) and resolve with the exit code. */
 export async function main(argv: string[], io: Io): Promise<number> {
+  // Hidden: what the bash and zsh completion scripts call.
+  if (argv[0] === '__complete') return runComplete(argv.slice(1), io);
   const err = (line: string): void => void io.stderr.write(line + '\n');
   let parsed: { globals: Globals; rest: string[] };
   try {

@@ -27,6 +27,44 @@ async function main(): Promise<void> {
     process.exit(3);
   });
 
+  // Signal handlers go in before the start: node's default for SIGTERM, SIGINT and SIGHUP is to
+  // die on the spot, and systemd or a client that saw the name may signal during the start.
+  let started = false;
+  let stopAfterStart: string | undefined;
+  const shutdown = (signal: string): void => {
+    if (stopping) return;
+    if (!started) {
+      // Stopping half-started capabilities could race their set-up: finish it, then stop.
+      stopAfterStart ??= signal;
+      return;
+    }
+    stopping = true;
+    log.notice(`${signal}: stopping`);
+    const force = setTimeout(() => process.exit(0), 4800);
+    force.unref();
+    daemon.stop().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        log.error(`error while stopping: ${messageOf(e)}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  // SIGHUP reloads the config, like Daemon.Reload(); ignored until every capability is up.
+  process.on('SIGHUP', () => {
+    if (!started || stopping) {
+      log.notice('SIGHUP while starting or stopping: ignored');
+      return;
+    }
+    try {
+      daemon.reload('SIGHUP');
+    } catch {
+      // Logged by reload; the running config stays.
+    }
+  });
+
   try {
     await daemon.start();
   } catch (e) {
@@ -49,23 +87,8 @@ async function main(): Promise<void> {
     log.error(`cannot start: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
     process.exit(1);
   }
-
-  const shutdown = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    log.notice(`${signal}: stopping`);
-    const force = setTimeout(() => process.exit(0), 4800);
-    force.unref();
-    daemon.stop().then(
-      () => process.exit(0),
-      (e: unknown) => {
-        log.error(`error while stopping: ${messageOf(e)}`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+  started = true;
+  if (stopAfterStart) shutdown(stopAfterStart);
 }
 
 process.on('unhandledRejection', (reason) => {

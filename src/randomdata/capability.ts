@@ -1,5 +1,5 @@
-import type { CapabilityModule } from '../daemon/capability';
-import { exportRandomData, randomDataInterface } from './dbus';
+import { settingChanges, type CapabilityModule } from '../daemon/capability';
+import { exportRandomData, randomDataInterface, type RandomDataService } from './dbus';
 import { slowRandomKind } from './random';
 
 /** The tutorial's RandomData object and its `slow-random` task kind. */
@@ -8,7 +8,20 @@ export const randomDataCapability: CapabilityModule = {
   interfaces: [randomDataInterface],
   async setup({ server, tasks, options }) {
     tasks.registerKind(slowRandomKind);
-    exportRandomData(server, { manager: tasks, paceMs: options.slowPaceMs });
-    return { name: 'randomdata' };
+    const service: RandomDataService = { manager: tasks, paceMs: options.slowPaceMs };
+    exportRandomData(server, service);
+    return {
+      name: 'randomdata',
+      // A new pace applies to slow() calls from now on; running ones keep theirs.
+      reload: (next) => () => {
+        const applied = settingChanges(
+          'daemon',
+          { slow_pace_ms: service.paceMs },
+          { slow_pace_ms: next.slowPaceMs },
+        );
+        service.paceMs = next.slowPaceMs;
+        return { applied, needsRestart: [] };
+      },
+    };
   },
 };

@@ -1,9 +1,9 @@
 import { VigilError } from '../core/errors';
 import type { IniSection } from '../core/ini';
-import type { CapabilityModule } from '../daemon/capability';
+import { settingChanges, type CapabilityModule } from '../daemon/capability';
 import { exportRandomX, randomXInterface } from './dbus';
 import type { EngineOptions } from './engine';
-import { randomxKinds } from './tasks';
+import { randomxKinds } from './kinds';
 import { checkMode } from './validate';
 
 /** `[randomx]` settings: `threads` (default: CPUs), `mode` (light|fast), `large_pages` (yes|no). */
@@ -25,6 +25,13 @@ export function randomxSettings(config: readonly IniSection[]): EngineOptions {
   return options;
 }
 
+/** The settings under the names the config file gives them. */
+const fileKeys = (o: EngineOptions): Record<string, unknown> => ({
+  mode: o.defaultMode,
+  threads: o.threads,
+  large_pages: o.largePages,
+});
+
 /** RandomX: the engine (its pool starts on first use), its task kinds and its bus object. */
 export const randomxCapability: CapabilityModule = {
   name: 'randomx',
@@ -32,9 +39,23 @@ export const randomxCapability: CapabilityModule = {
   async setup({ server, tasks, options }) {
     // Loaded here, not at the top: the engine brings koffi and piscina with it.
     const { RandomXEngine } = await import('./engine');
-    const engine = new RandomXEngine(randomxSettings(options.config));
+    const settings = randomxSettings(options.config);
+    const engine = new RandomXEngine(settings);
     for (const kind of randomxKinds(engine)) tasks.registerKind(kind);
     exportRandomX(server, { engine, manager: tasks });
-    return { name: 'randomx', stop: () => engine.close() };
+    return {
+      name: 'randomx',
+      stop: () => engine.close(),
+      // Mode and Threads are const properties and the pool is sized at start, so a reload
+      // checks the section (a bad value refuses the config) and reports what waits for a restart.
+      reload: (next) => {
+        const changes = settingChanges(
+          'randomx',
+          fileKeys(settings),
+          fileKeys(randomxSettings(next.config)),
+        );
+        return () => ({ applied: [], needsRestart: changes });
+      },
+    };
   },
 };

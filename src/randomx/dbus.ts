@@ -3,19 +3,21 @@ import { bind, type InterfaceSpec } from '../bus/interface';
 import { IFACE_PREFIX, ROOT_PATH } from '../bus/names';
 import type { ObjectServer } from '../bus/server';
 import { unwrapDict } from '../bus/values';
-import { taskPath } from '../tasks/dbus';
+import { submitter, taskPath } from '../tasks/dbus';
 import type { TaskManager } from '../tasks/manager';
-import type { Json } from '../tasks/types';
+import type { Json, Submitter } from '../tasks/types';
 import type { RandomXEngine } from './engine';
-import { BATCH_KIND, BENCHMARK_KIND, SEARCH_KIND } from './tasks';
+import { BATCH_KIND, BENCHMARK_KIND, SEARCH_KIND } from './kinds';
 import {
-  checkMode,
-  checkOptionNames,
-  checkRange,
-  checkThreads,
-  checkU32,
-  toBytes,
-} from './validate';
+  batchArgs,
+  batchToJson,
+  benchmarkArgs,
+  benchmarkToJson,
+  hashArgs,
+  searchArgs,
+  searchToJson,
+} from './params';
+import { LIMITS } from './validate';
 
 export const RANDOMX_PATH = `${ROOT_PATH}/RandomX`;
 
@@ -24,30 +26,13 @@ export interface RandomXService {
   manager: TaskManager;
 }
 
-const hex = (b: Buffer): string => b.toString('hex');
-
-/** `mode` and `threads` of an options dict, with the engine's defaults. */
-function jobOptions(
-  engine: RandomXEngine,
-  options: Record<string, unknown>,
-): { mode: string; threads: number } {
-  return {
-    mode: options.mode === undefined ? engine.defaultMode : checkMode(options.mode),
-    threads: options.threads === undefined ? engine.threads : checkThreads(options.threads),
-  };
-}
-
-function optionalU32(value: unknown, what: string): number | undefined {
-  return value === undefined ? undefined : checkU32(value, what);
-}
-
 async function submit(
   svc: RandomXService,
   kind: string,
   params: Json,
-  uid: number,
+  owner: Submitter,
 ): Promise<string> {
-  return taskPath(svc.manager.submit(kind, params, uid).id);
+  return taskPath(svc.manager.submit(kind, params, owner).id);
 }
 
 export const randomXInterface: InterfaceSpec<RandomXService> = {
@@ -61,7 +46,13 @@ export const randomXInterface: InterfaceSpec<RandomXService> = {
         ['input', 'ay'],
       ],
       out: [['hash', 'ay']],
-      handler: (svc, [key, input]) => svc.engine.hash(toBytes(key, 'key'), toBytes(input, 'input')),
+      // Two lengths, the bytes, the padding between them.
+      maxBodyBytes: 16 + LIMITS.maxKeyBytes + LIMITS.maxInputBytes,
+      heavy: true,
+      handler: (svc, [key, input]) => {
+        const args = hashArgs(key, input);
+        return svc.engine.hash(args.key, args.input);
+      },
     },
     {
       name: 'HashBatch',
@@ -72,21 +63,13 @@ export const randomXInterface: InterfaceSpec<RandomXService> = {
         ['options', 'a{sv}'],
       ],
       out: [['task', 'o']],
+      // The key, every input's length and padding (8 bytes at most), the inputs, the options.
+      maxBodyBytes:
+        LIMITS.maxKeyBytes + LIMITS.maxBatchInputs * 8 + LIMITS.maxBatchBytes + 64 * 1024,
+      heavy: true,
       handler: async (svc, [key, inputs, rawOptions], ctx) => {
-        const uid = await ctx.caller.uid();
-        const options = unwrapDict(rawOptions);
-        checkOptionNames(options, ['mode', 'threads']);
-        const list = (inputs as unknown[]).map((input, i) => hex(toBytes(input, `input ${i}`)));
-        return submit(
-          svc,
-          BATCH_KIND,
-          {
-            key: hex(toBytes(key, 'key')),
-            inputs: list,
-            ...jobOptions(svc.engine, options),
-          },
-          uid,
-        );
+        const params = batchArgs(key, inputs, unwrapDict(rawOptions), svc.engine);
+        return submit(svc, BATCH_KIND, batchToJson(params), await submitter(ctx));
       },
     },
     {
@@ -101,28 +84,9 @@ export const randomXInterface: InterfaceSpec<RandomXService> = {
       ],
       out: [['task', 'o']],
       handler: async (svc, [key, blob, nonceOffset, difficulty, rawOptions], ctx) => {
-        const uid = await ctx.caller.uid();
         const options = unwrapDict(rawOptions);
-        checkOptionNames(options, ['start_nonce', 'count', 'mode', 'threads']);
-        const startNonce = optionalU32(options.start_nonce, 'start_nonce') ?? 0;
-        const count = checkRange(
-          startNonce,
-          options.count === undefined ? undefined : Number(options.count as number | bigint),
-        );
-        return submit(
-          svc,
-          SEARCH_KIND,
-          {
-            key: hex(toBytes(key, 'key')),
-            blob: hex(toBytes(blob, 'blob')),
-            nonce_offset: nonceOffset as number,
-            difficulty: String(difficulty),
-            start_nonce: startNonce,
-            count,
-            ...jobOptions(svc.engine, options),
-          },
-          uid,
-        );
+        const params = searchArgs(key, blob, nonceOffset, difficulty, options, svc.engine);
+        return submit(svc, SEARCH_KIND, searchToJson(params), await submitter(ctx));
       },
     },
     {
@@ -134,19 +98,8 @@ export const randomXInterface: InterfaceSpec<RandomXService> = {
       ],
       out: [['task', 'o']],
       handler: async (svc, [nonces, rawOptions], ctx) => {
-        const uid = await ctx.caller.uid();
-        const options = unwrapDict(rawOptions);
-        checkOptionNames(options, ['mode', 'threads', 'key']);
-        return submit(
-          svc,
-          BENCHMARK_KIND,
-          {
-            nonces: nonces as number,
-            key: options.key === undefined ? null : hex(toBytes(options.key, 'key')),
-            ...jobOptions(svc.engine, options),
-          },
-          uid,
-        );
+        const params = benchmarkArgs(nonces, unwrapDict(rawOptions), svc.engine);
+        return submit(svc, BENCHMARK_KIND, benchmarkToJson(params), await submitter(ctx));
       },
     },
   ],

@@ -4,7 +4,6 @@
  * Nothing here validates: callers check sizes in JS first, because a bad call crashes the
  * whole daemon, not just one task.
  */
-import fs from 'node:fs';
 import koffi from 'koffi';
 
 export const HASH_SIZE = 32;
@@ -93,18 +92,4 @@ export function featureNames(flags: number): string[] {
 export const CACHE_BYTES = 256 * 1024 * 1024;
 export function datasetBytes(): number {
   return native().datasetItemCount() * DATASET_ITEM_SIZE;
-}
-
-/** Free huge pages of the default size, in bytes (0 when none are reserved). */
-export function freeHugePageBytes(meminfo = '/proc/meminfo'): number {
-  let text: string;
-  try {
-    text = fs.readFileSync(meminfo, 'utf8');
-  } catch {
-    return 0;
-  }
-  const free = /^HugePages_Free:\s+(\d+)/m.exec(text);
-  const size = /^Hugepagesize:\s+(\d+)\s*kB/m.exec(text);
-  if (!free || !size) return 0;
-  return Number(free[1]) * Number(size[1]) * 1024;
 }

@@ -21,9 +21,6 @@ export interface Binding {
 /** Word 0 of a job's control array (Int32Array over a SharedArrayBuffer), set by the engine. */
 export const Control = { RUN: 0, PAUSE: 1, STOP: 2, CANCEL: 3 } as const;
 
-/** Test hook: make the worker throw, or kill its thread, before doing the work. */
-export type Fault = 'throw' | 'exit';
-
 /** Workers flush progress about this often, never per hash. */
 export const REPORT_INTERVAL_MS = 100;
 
@@ -71,7 +68,6 @@ export interface HashBatchRequest {
   /** Int32Array[2]: [0] next input index to claim, [1] inputs hashed (flushed in batches). */
   counters: SharedArrayBuffer;
   control: SharedArrayBuffer;
-  fault?: Fault;
 }
 export interface HashBatchReply {
   hashed: number;
@@ -92,7 +88,6 @@ export interface ScanRequest {
   target: { hi: number; lo: number } | null;
   /** Batched ScanReports go here, the last one marked final. */
   port: MessagePort;
-  fault?: Fault;
 }
 
 /**

@@ -9,7 +9,6 @@ import {
   Control,
   REPORT_INTERVAL_MS,
   type Binding,
-  type Fault,
   type HashBatchReply,
   type HashBatchRequest,
   type HashRequest,
@@ -45,11 +44,6 @@ function bindVm(binding: Binding): Address {
   vmSerial = binding.serial;
   vmMode = binding.mode;
   return vm;
-}
-
-function injectFault(fault: Fault | undefined): void {
-  if (fault === 'throw') throw new Error('injected worker fault');
-  if (fault === 'exit') process.exit(70);
 }
 
 /** Blocks (without CPU) while paused; returns the control word that ended the wait. */
@@ -100,7 +94,6 @@ function hash(req: HashRequest): Uint8Array {
 }
 
 function hashBatch(req: HashBatchRequest): HashBatchReply {
-  injectFault(req.fault);
   const rx = native();
   const machine = bindVm(req.binding);
   const data = new Uint8Array(req.data);
@@ -141,7 +134,6 @@ function hashBatch(req: HashBatchRequest): HashBatchReply {
 function scan(req: ScanRequest): number {
   const port = req.port;
   try {
-    injectFault(req.fault);
     const rx = native();
     const machine = bindVm(req.binding);
     const blob = Buffer.from(req.blob);

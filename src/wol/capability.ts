@@ -1,23 +1,39 @@
 import type { IniSection } from '../core/ini';
+import { invalidArgument } from '../core/errors';
 import { log } from '../core/log';
-import type { CapabilityModule } from '../daemon/capability';
+import { settingChanges, type CapabilityModule } from '../daemon/capability';
 import { interfaceForIp } from './addresses';
 import { hostsFromConfig, type ResolveEnvironment } from './config';
 import { exportWakeOnLan, hostInterface, wakeOnLanInterface } from './dbus';
+import { DEFAULT_WAKE_HISTORY_LIMIT, MAX_WAKE_HISTORY_LIMIT } from './history';
 
 function yes(value: string | undefined): boolean {
   return value !== undefined && /^(1|yes|true|on)$/i.test(value.trim());
 }
 
-/** `[wol]` settings: `interfaces` (spaces or commas) and `ethernet_frame` (yes/no). */
+/**
+ * `[wol]` settings: `interfaces` (spaces or commas), `ethernet_frame` (yes/no) and
+ * `wake_history` (rows kept in the wake history).
+ */
 export function wolSettings(config: readonly IniSection[]): {
   interfaces: string[];
   ethernetFrame: boolean;
+  wakeHistory: number;
 } {
   const section = config.find((s) => s.name === 'wol');
+  const history = section?.values.get('wake_history')?.trim();
+  if (
+    history !== undefined &&
+    (!/^\d{1,9}$/.test(history) || Number(history) < 1 || Number(history) > MAX_WAKE_HISTORY_LIMIT)
+  ) {
+    throw invalidArgument(
+      `[wol] wake_history must be a number of rows in 1..${MAX_WAKE_HISTORY_LIMIT}`,
+    );
+  }
   return {
     interfaces: (section?.values.get('interfaces') ?? '').split(/[\s,]+/).filter((s) => s !== ''),
     ethernetFrame: yes(section?.values.get('ethernet_frame')),
+    wakeHistory: history === undefined ? DEFAULT_WAKE_HISTORY_LIMIT : Number(history),
   };
 }
 
@@ -48,9 +64,41 @@ export const wakeOnLanCapability: CapabilityModule = {
       sendEthernetFrame: settings.ethernetFrame,
       interfaces: configured,
       env,
+      wakeHistoryLimit: settings.wakeHistory,
     });
     exportWakeOnLan(ctx.server, service);
     await service.start();
-    return { name: 'wake-on-lan', stop: async () => service.stop() };
+    return {
+      name: 'wake-on-lan',
+      stop: async () => service.stop(),
+      // Hosts apply live (a changed proxy setting hands back, the next tick takes over again);
+      // the watched interfaces, the frame setting and the history size wait for a restart.
+      reload: (next) => {
+        const fresh = hostsFromConfig(next.config, next.configFile ?? 'config', env);
+        const apply = service.prepareConfigHosts(fresh.hosts);
+        return () => {
+          for (const w of fresh.warnings) log.warning(w);
+          const { added, removed, changed } = apply();
+          const hosts = [
+            ...added.map((n) => `+${n}`),
+            ...removed.map((n) => `-${n}`),
+            ...changed.map((n) => `~${n}`),
+          ];
+          const wolKeys = (s: typeof settings): Record<string, unknown> => ({
+            interfaces: s.interfaces.join(' '),
+            ethernet_frame: s.ethernetFrame ? 'yes' : 'no',
+            wake_history: s.wakeHistory,
+          });
+          return {
+            applied: hosts.length ? [`[host:*] ${hosts.join(' ')}`] : [],
+            needsRestart: settingChanges(
+              'wol',
+              wolKeys(settings),
+              wolKeys(wolSettings(next.config)),
+            ),
+          };
+        };
+      },
+    };
   },
 };

@@ -4,28 +4,95 @@ import type { IniSection } from '../core/ini';
 import {
   interfaceForIp,
   normalizeHostIp,
+  normalizeHostIp6,
   normalizeMac,
-  parseAddressList,
+  parseAddressRange,
   parseMac,
   formatMac,
+  splitList,
   validateHostName,
   validateInterface,
+  type AddressRange,
 } from './addresses';
-import { validateTiming, type HostSpec } from './watcher';
+import { validateTiming, type HostSpec, type WakePort } from './watcher';
 
 /** wakeupd's default: a host is offline after 90 s of silence. */
 export const DEFAULT_TIMEOUT = 90;
 /** One magic packet per 10 s at most: a lost packet is retried while the requester keeps asking. */
 export const DEFAULT_COOLDOWN = 10;
 
-const HOST_KEYS = new Set(['ip', 'mac', 'interface', 'onlyfrom', 'timeout', 'cooldown']);
+const HOST_KEYS = new Set([
+  'ip',
+  'mac',
+  'interface',
+  'onlyfrom',
+  'only_from',
+  'timeout',
+  'cooldown',
+  'ip6',
+  'proxy',
+  'wake_ports',
+  'ignore_from',
+]);
+
+/** Configured IPv6 addresses per host (learned ones are capped apart). */
+export const MAX_IP6 = 16;
+/** Entries of `only_from`, `ignore_from` and `wake_ports`. */
+export const MAX_LIST = 64;
+
+/** A list option: an array, or one string of entries separated by commas and/or spaces. */
+export type ListOption = readonly string[] | string;
 
 export interface HostOptions {
   readonly interface?: string;
-  readonly onlyFrom?: readonly string[] | string;
+  readonly onlyFrom?: ListOption;
   readonly timeout?: number;
   readonly cooldown?: number;
+  readonly ip6?: ListOption;
+  readonly proxy?: boolean;
+  readonly wakePorts?: ListOption;
+  readonly ignoreFrom?: ListOption;
 }
+
+/** The entries of a list option, checked one by one; errors name the option. */
+function listOption<T>(
+  option: string,
+  value: ListOption | undefined,
+  max: number,
+  parse: (entry: string) => T,
+): T[] {
+  const entries = typeof value === 'string' ? splitList(value) : (value ?? []).flatMap(splitList);
+  if (entries.length > max) throw invalidArgument(`${option}: at most ${max} entries`);
+  return entries.map((entry) => {
+    try {
+      return parse(entry);
+    } catch (e) {
+      if (isVigilError(e)) throw invalidArgument(`${option}: ${e.message}`);
+      throw e;
+    }
+  });
+}
+
+const PORT = /^(?:(tcp|udp)\/)?(\d{1,5})$/i;
+
+/** `22` or `tcp/22` (TCP), `udp/51820`. */
+export function parseWakePort(text: string): WakePort {
+  const m = PORT.exec(text.trim());
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !(port >= 1 && port <= 65535)) {
+    throw invalidArgument(`invalid port "${text}" (expected PORT, tcp/PORT or udp/PORT; 1-65535)`);
+  }
+  return { protocol: (m[1]?.toLowerCase() ?? 'tcp') as 'tcp' | 'udp', port };
+}
+
+export const formatWakePort = (p: WakePort): string => `${p.protocol}/${p.port}`;
+
+const unique = <T>(items: T[], key: (t: T) => string): T[] => [
+  ...new Map(items.map((i) => [key(i), i])).values(),
+];
+
+const ranges = (option: string, value: ListOption | undefined): AddressRange[] =>
+  unique(listOption(option, value, MAX_LIST, parseAddressRange), (r) => r.text);
 
 export interface ResolveEnvironment {
   /** `/etc/ethers` (MAC hostname lines) for hosts given without `mac`. */
@@ -48,10 +115,13 @@ export function makeHostSpec(
   validateHostName(name);
   const normalizedMac = normalizeMac(mac);
   const normalizedIp = normalizeHostIp(ip);
-  const onlyFrom =
-    typeof options.onlyFrom === 'string'
-      ? parseAddressList(options.onlyFrom)
-      : (options.onlyFrom ?? []).flatMap((entry) => parseAddressList(entry));
+  const onlyFrom = ranges('only_from', options.onlyFrom);
+  const ignoreFrom = ranges('ignore_from', options.ignoreFrom);
+  const ip6 = [...new Set(listOption('ip6', options.ip6, MAX_IP6, normalizeHostIp6))];
+  const wakePorts = unique(
+    listOption('wake_ports', options.wakePorts, MAX_LIST, parseWakePort),
+    formatWakePort,
+  );
   let iface = options.interface;
   if (iface === undefined || iface === '') {
     iface = (env.interfaceForIp ?? interfaceForIp)(normalizedIp);
@@ -69,10 +139,14 @@ export function makeHostSpec(
     name,
     mac: normalizedMac,
     ip: normalizedIp,
+    ip6,
     interface: iface,
     onlyFrom,
+    ignoreFrom,
     timeout,
     cooldown,
+    proxy: options.proxy ?? false,
+    wakePorts,
     source,
   };
 }
@@ -95,6 +169,14 @@ export function lookupEthers(name: string, ethersPath = '/etc/ethers'): string |
     }
   }
   return undefined;
+}
+
+function yesNo(section: IniSection, key: string): boolean | undefined {
+  const text = section.values.get(key)?.trim().toLowerCase();
+  if (text === undefined) return undefined;
+  if (['1', 'yes', 'true', 'on'].includes(text)) return true;
+  if (['0', 'no', 'false', 'off'].includes(text)) return false;
+  throw invalidArgument(`${key} must be yes or no`);
 }
 
 function seconds(section: IniSection, key: string): number | undefined {
@@ -151,9 +233,13 @@ export function hostsFromConfig(
           ip,
           {
             interface: section.values.get('interface'),
-            onlyFrom: section.values.get('onlyfrom'),
+            onlyFrom: section.values.get('onlyfrom') ?? section.values.get('only_from'),
             timeout: seconds(section, 'timeout'),
             cooldown: seconds(section, 'cooldown'),
+            ip6: section.values.get('ip6'),
+            proxy: yesNo(section, 'proxy'),
+            wakePorts: section.values.get('wake_ports'),
+            ignoreFrom: section.values.get('ignore_from'),
           },
           'config',
           env,

@@ -2,10 +2,11 @@ import { bind, type InterfaceSpec } from '../bus/interface';
 import { escapePathElement, IFACE_PREFIX, ROOT_PATH } from '../bus/names';
 import type { ObjectServer } from '../bus/server';
 import { usec } from '../bus/time';
-import { unwrapDict } from '../bus/values';
+import { unwrapDict, Variant } from '../bus/values';
 import { invalidArgument } from '../core/errors';
-import type { HostOptions } from './config';
+import type { HostOptions, ListOption } from './config';
 import type { WolService } from './service';
+import type { WakeHistoryRow } from './store';
 import type { Host } from './watcher';
 
 export const WAKE_ON_LAN_PATH = `${ROOT_PATH}/WakeOnLan`;
@@ -14,6 +15,9 @@ export const HOSTS_PATH = `${ROOT_PATH}/Hosts`;
 export const hostPath = (name: string): string => `${HOSTS_PATH}/${escapePathElement(name)}`;
 
 const u64 = (n: number): bigint => BigInt(Math.max(0, Math.trunc(n)));
+
+/** GetWakeHistory answers at most this many rows (0 asks for every row kept). */
+export const MAX_WAKE_HISTORY_REPLY = 10_000;
 
 /**
  * `org.vigil.Vigil1.WakeOnLan`, as DESIGN.md has it, plus `Available b` (false without
@@ -61,6 +65,22 @@ export const wakeOnLanInterface: InterfaceSpec<WolService> = {
       out: [['hosts', 'ao']],
       handler: (svc) => svc.listHosts().map((h) => hostPath(h.spec.name)),
     },
+    {
+      // Privileged, like reading the system journal: the history says which machine (IP and
+      // MAC) tried to reach which host, and when. LastWakeReason stays public on each Host.
+      name: 'GetWakeHistory',
+      access: 'privileged',
+      heavy: true,
+      in: [['limit', 'u']],
+      out: [['wakes', 'aa{sv}']],
+      handler: (svc, [limit]) => {
+        const n = Number(limit);
+        if (n > MAX_WAKE_HISTORY_REPLY) {
+          throw invalidArgument(`limit must be at most ${MAX_WAKE_HISTORY_REPLY} (0: all kept)`);
+        }
+        return svc.getWakeHistory(n === 0 ? MAX_WAKE_HISTORY_REPLY : n).map(wakeEntry);
+      },
+    },
   ],
   properties: [
     { name: 'Interfaces', type: 'as', get: (svc) => svc.interfaces, change: 'emits' },
@@ -86,6 +106,24 @@ export const wakeOnLanInterface: InterfaceSpec<WolService> = {
     },
   ],
 };
+
+/** One wake-history row as `a{sv}`; times in microseconds since the epoch. */
+function wakeEntry(r: WakeHistoryRow): Record<string, Variant> {
+  return {
+    Id: new Variant('t', u64(r.id)),
+    Time: new Variant('t', usec(r.time)),
+    Host: new Variant('s', r.host),
+    Mac: new Variant('s', r.mac),
+    Interface: new Variant('s', r.interface),
+    Trigger: new Variant('s', r.trigger),
+    RequesterIp: new Variant('s', r.requesterIp),
+    RequesterMac: new Variant('s', r.requesterMac),
+    Outcome: new Variant('s', r.outcome),
+    Count: new Variant('u', r.count),
+    LastTime: new Variant('t', usec(r.lastTime)),
+    AliveAfter: new Variant('t', u64(r.aliveAfter * 1000)),
+  };
+}
 
 interface HostObject {
   readonly service: WolService;
@@ -130,13 +168,51 @@ export const hostInterface: InterfaceSpec<HostObject> = {
       get: (o) => usec(o.host.status.lastWakeDuration),
       change: 'emits',
     },
+    {
+      name: 'LastWakeReason',
+      type: 's',
+      get: (o) => o.host.status.lastWakeReason,
+      change: 'emits',
+    },
+    {
+      name: 'IgnoreFrom',
+      type: 'as',
+      get: (o) => o.host.spec.ignoreFrom.map((r) => r.text),
+      change: 'emits',
+    },
+    {
+      name: 'Ip6',
+      type: 'as',
+      get: (o) => [...o.host.spec.ip6, ...o.host.status.learnedIp6],
+      change: 'emits',
+    },
+    { name: 'Proxy', type: 'b', get: (o) => o.host.spec.proxy, change: 'emits' },
+    {
+      name: 'WakePorts',
+      type: 'as',
+      get: (o) => o.host.spec.wakePorts.map((p) => `${p.protocol}/${p.port}`),
+      change: 'emits',
+    },
+    { name: 'Proxying', type: 'b', get: (o) => o.host.status.proxying, change: 'emits' },
   ],
   signals: [],
 };
 
-const OPTION_KEYS = ['interface', 'only_from', 'timeout', 'cooldown'];
+const OPTION_KEYS = [
+  'interface',
+  'only_from',
+  'timeout',
+  'cooldown',
+  'ip6',
+  'proxy',
+  'wake_ports',
+  'ignore_from',
+];
 
-/** AddHost's `a{sv}`: interface s, only_from as (or s), timeout u, cooldown u. */
+/**
+ * AddHost's `a{sv}`: interface s, timeout u, cooldown u, proxy b, and the lists only_from,
+ * ignore_from, ip6, wake_ports (as, or one s of entries separated by commas or spaces).
+ */
 export function hostOptions(raw: unknown): HostOptions {
   const options = unwrapDict(raw);
   for (const key of Object.keys(options)) {
@@ -144,15 +220,22 @@ export function hostOptions(raw: unknown): HostOptions {
       throw invalidArgument(`unknown option "${key}" (known: ${OPTION_KEYS.join(', ')})`);
     }
   }
-  const { interface: iface, only_from: onlyFrom, timeout, cooldown } = options;
+  const { interface: iface, timeout, cooldown, proxy } = options;
   if (iface !== undefined && typeof iface !== 'string') {
     throw invalidArgument('option "interface" must be a string');
   }
+  if (proxy !== undefined && typeof proxy !== 'boolean') {
+    throw invalidArgument('option "proxy" must be a boolean');
+  }
   const isStrings = (v: unknown): v is string[] =>
     Array.isArray(v) && v.every((x) => typeof x === 'string');
-  if (onlyFrom !== undefined && typeof onlyFrom !== 'string' && !isStrings(onlyFrom)) {
-    throw invalidArgument('option "only_from" must be an array of strings');
-  }
+  const list = (name: string): ListOption | undefined => {
+    const v = options[name];
+    if (v !== undefined && typeof v !== 'string' && !isStrings(v)) {
+      throw invalidArgument(`option "${name}" must be an array of strings`);
+    }
+    return v;
+  };
   const wholeNumber = (name: string, v: unknown): number | undefined => {
     if (v === undefined) return undefined;
     const n = typeof v === 'bigint' ? Number(v) : v;
@@ -163,9 +246,13 @@ export function hostOptions(raw: unknown): HostOptions {
   };
   return {
     interface: iface,
-    onlyFrom,
+    onlyFrom: list('only_from'),
     timeout: wholeNumber('timeout', timeout),
     cooldown: wholeNumber('cooldown', cooldown),
+    ip6: list('ip6'),
+    proxy,
+    wakePorts: list('wake_ports'),
+    ignoreFrom: list('ignore_from'),
   };
 }
 

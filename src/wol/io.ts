@@ -3,8 +3,17 @@ import fs from 'node:fs';
 import { Cap } from 'cap';
 import * as raw from 'raw-socket';
 import { messageOf } from '../core/errors';
-import { interfaceAddresses, parseMac } from './addresses';
-import { magicEthernetFrame, magicPacket } from './frames';
+import os from 'node:os';
+import {
+  formatMac,
+  interfaceAddresses,
+  parseIpv4,
+  parseIpv6,
+  parseMac,
+  type InterfaceAddress,
+} from './addresses';
+import { magicEthernetFrame, magicPacket } from './packets';
+import type { LocalInterface } from './watcher';
 
 /**
  * Thin adapters between the watcher and the kernel: a libpcap capture per interface (via
@@ -26,9 +35,72 @@ export function hasNetRawCapability(statusPath = '/proc/self/status'): boolean {
 
 export type FrameHandler = (buf: Buffer, length: number, truncated: boolean) => void;
 
-/** The BPF filter: every ARP frame, plus any frame sent by a watched MAC (liveness). */
-export function captureFilter(macs: readonly string[]): string {
-  return ['arp', ...[...new Set(macs)].sort().map((mac) => `ether src ${mac}`)].join(' or ');
+/** Neighbor Solicitations and Advertisements (never behind extension headers: RFC 4861 hop limit 255). */
+const NDP_FILTER = '(icmp6 and (ip6[40] == 135 or ip6[40] == 136))';
+
+/**
+ * The BPF filter: every ARP frame and Neighbor Solicitation/Advertisement, any frame sent by
+ * a watched MAC (liveness, learning), and what reaches this machine's MAC for an address the
+ * sleep proxy may answer for (the traffic it inspects). The proxy's addresses are in the
+ * filter whether or not they are taken over, so taking over never swaps the capture handle.
+ */
+export function captureFilter(
+  macs: readonly string[],
+  ownMac?: string,
+  proxied: readonly string[] = [],
+): string {
+  const parts = ['arp', NDP_FILTER, ...[...new Set(macs)].sort().map((mac) => `ether src ${mac}`)];
+  if (ownMac && proxied.length > 0) {
+    const hosts = [...new Set(proxied)].sort().map((a) => `dst host ${a}`);
+    parts.push(`(ether dst ${ownMac} and (${hosts.join(' or ')}))`);
+  }
+  return parts.join(' or ');
+}
+
+function readSysctl(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * This machine on `iface`, as the watcher and the sleep proxy need it: its Ethernet address
+ * (none for a non-Ethernet link), its addresses, and whether the kernel forwards or drops
+ * the IP traffic that arrives for an address it does not hold.
+ */
+export function readInterface(
+  iface: string,
+  sysClassNet = '/sys/class/net',
+  procSysNet = '/proc/sys/net',
+): LocalInterface {
+  const ethernet = readSysctl(`${sysClassNet}/${iface}/type`) === '1';
+  const macBytes = ethernet
+    ? parseMac(readSysctl(`${sysClassNet}/${iface}/address`) ?? '')
+    : undefined;
+  const ipv4 = interfaceAddresses(iface)
+    .map((a: InterfaceAddress) => parseIpv4(a.address))
+    .filter((v): v is number => v !== undefined);
+  const ipv6: { bytes: Buffer; prefix: number }[] = [];
+  for (const e of os.networkInterfaces()[iface] ?? []) {
+    if (e.family !== 'IPv6') continue;
+    const bytes = parseIpv6(e.address.replace(/%.*$/, ''));
+    const prefix = Number(e.cidr?.split('/')[1] ?? 64);
+    if (bytes) ipv6.push({ bytes, prefix });
+  }
+  const on = (file: string): boolean => readSysctl(file) === '1';
+  return {
+    mac: macBytes ? formatMac(macBytes) : undefined,
+    ipv4,
+    ipv6,
+    ipv4Forwarding: on(`${procSysNet}/ipv4/conf/${iface}/forwarding`),
+    // ip6_forward() obeys the global switch; a per-interface 1 with the global 0 still drops.
+    ipv6Forwarding: on(`${procSysNet}/ipv6/conf/all/forwarding`),
+    ipv6Disabled:
+      on(`${procSysNet}/ipv6/conf/${iface}/disable_ipv6`) ||
+      !fs.existsSync(`${procSysNet}/ipv6/conf/${iface}`),
+  };
 }
 
 export interface Capture {
@@ -163,16 +235,43 @@ export class MagicSender {
   }
 }
 
-/** ICMP echo over a raw IPv4 socket; replies carrying our identifier are reported by source IP. */
+const IPPROTO_ICMPV6 = 58;
+const ICMP6_FILTER = 1;
+const ICMP6_ECHO_REPLY = 129;
+
+/**
+ * ICMP echo over a raw socket, IPv4 or ICMPv6; replies carrying our identifier are reported by
+ * source address. An IPv6 link-local target is written `fe80::...%eth0`.
+ */
 export class IcmpPinger {
   private readonly socket: raw.RawSocket;
   private readonly identifier = process.pid & 0xffff;
   private sequence = 0;
 
-  constructor(onReply: (sourceIp: string) => void, onError: (message: string) => void) {
-    this.socket = raw.createSocket({ protocol: raw.Protocol.ICMP });
+  constructor(
+    onReply: (sourceIp: string) => void,
+    onError: (message: string) => void,
+    private readonly family: 4 | 6 = 4,
+  ) {
+    this.socket =
+      family === 4
+        ? raw.createSocket({ protocol: raw.Protocol.ICMP })
+        : raw.createSocket({ protocol: IPPROTO_ICMPV6, addressFamily: raw.AddressFamily.IPv6 });
+    if (family === 6) {
+      // Only echo replies reach us (every NS and RA on the LAN would otherwise).
+      const filter = Buffer.alloc(32, 0xff);
+      const word = ICMP6_ECHO_REPLY >> 5;
+      const value = 0xffffffff & ~(1 << (ICMP6_ECHO_REPLY & 31));
+      if (os.endianness() === 'LE') filter.writeUInt32LE(value >>> 0, word * 4);
+      else filter.writeUInt32BE(value >>> 0, word * 4);
+      try {
+        this.socket.setOption(IPPROTO_ICMPV6, ICMP6_FILTER, filter, filter.length);
+      } catch {
+        // Unfiltered works too: isEchoReplyFor drops the rest.
+      }
+    }
     this.socket.on('message', (buffer: Buffer, source: string) => {
-      if (isEchoReplyFor(buffer, this.identifier)) onReply(source);
+      if (isEchoReplyFor(buffer, this.identifier, family)) onReply(source);
     });
     this.socket.on('error', (e: Error) => onError(messageOf(e)));
   }
@@ -180,11 +279,12 @@ export class IcmpPinger {
   ping(ip: string): void {
     this.sequence = (this.sequence + 1) & 0xffff;
     const request = Buffer.alloc(16);
-    request[0] = 8;
+    request[0] = this.family === 4 ? 8 : 128;
     request.writeUInt16BE(this.identifier, 4);
     request.writeUInt16BE(this.sequence, 6);
     request.write('vigil-wol', 8, 'latin1');
-    raw.writeChecksum(request, 2, raw.createChecksum(request));
+    // The kernel fills in the ICMPv6 checksum (it covers the IPv6 pseudo-header).
+    if (this.family === 4) raw.writeChecksum(request, 2, raw.createChecksum(request));
     this.socket.send(request, 0, request.length, ip, () => undefined);
   }
 
@@ -193,8 +293,16 @@ export class IcmpPinger {
   }
 }
 
-/** An IPv4 packet holding an ICMP echo reply with our identifier (bounds-checked). */
-export function isEchoReplyFor(packet: Buffer, identifier: number): boolean {
+/**
+ * An echo reply with our identifier (bounds-checked): for IPv4 the packet with its IP header,
+ * for IPv6 the ICMPv6 message alone (raw IPv6 sockets deliver no header).
+ */
+export function isEchoReplyFor(packet: Buffer, identifier: number, family: 4 | 6 = 4): boolean {
+  if (family === 6) {
+    return (
+      packet.length >= 8 && packet[0] === ICMP6_ECHO_REPLY && packet.readUInt16BE(4) === identifier
+    );
+  }
   if (packet.length < 20) return false;
   const headerLength = (packet[0] & 0x0f) * 4;
   if (packet[0] >> 4 !== 4 || headerLength < 20 || packet.length < headerLength + 8) return false;

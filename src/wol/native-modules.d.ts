@@ -26,6 +26,8 @@ declare module 'raw-socket' {
       afterCallback: (error: Error | null, bytes: number) => void,
     ): RawSocket;
     close(): RawSocket;
+    setOption(level: number, option: number, value: Buffer, length: number): void;
+    setOption(level: number, option: number, value: number): void;
     pauseRecv(): RawSocket;
     resumeRecv(): RawSocket;
     on(event: 'message', listener: (buffer: Buffer, source: string) => void): this;

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { waitForBusName } from './bus';
 
 /** Path of the compiled daemon (tests run from dist/test). */
 export const VIGILD = path.resolve(__dirname, '../../src/daemon/vigild.js');
@@ -34,7 +35,7 @@ export function tempStateDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-state-'));
 }
 
-/** Start vigild on `address` and wait until it owns its name (it logs that line last). */
+/** Start vigild on `address` and wait until it owns its name (it claims it last). */
 export async function startDaemon(
   address: string,
   opts: DaemonStartOptions = {},
@@ -76,22 +77,11 @@ export async function startDaemon(
     },
   };
   if (opts.noWait) return proc;
-  await Promise.race([
-    new Promise<void>((resolve, reject) => {
-      const timer = setInterval(() => {
-        if (out.includes('owns org.vigil.Vigil1')) {
-          clearInterval(timer);
-          resolve();
-        }
-      }, 20);
-      void exited.then((code) => {
-        clearInterval(timer);
-        reject(new Error(`vigild exited (${code}) before owning its name:\n${out}`));
-      });
-    }),
-    new Promise<void>((_, reject) =>
-      setTimeout(() => reject(new Error(`vigild did not start in 20 s:\n${out}`)), 20000).unref(),
-    ),
-  ]);
+  await waitForBusName(address, {
+    pid: child.pid,
+    exited,
+    describe: () => out,
+    timeoutMs: 20000,
+  });
   return proc;
 }

@@ -1,4 +1,5 @@
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { formatIpv6, parseIpv6 } from '../../src/wol/addresses';
 
 /**
  * A private Ethernet LAN made of network namespaces: one namespace holds a learning bridge
@@ -12,12 +13,27 @@ export interface LanNode {
   readonly mac: string;
   /** `a.b.c.d/len`, or none for a node that starts without an address (a sleeping host). */
   readonly cidr?: string;
+  readonly ipv6: boolean;
 }
 
 export interface NodeSpec {
   readonly name: string;
   readonly mac: string;
   readonly cidr?: string;
+  /**
+   * Keep IPv6 on (off by default: router solicitations and DAD add frames most tests do not
+   * expect). The node then has its EUI-64 link-local address, `linkLocal(mac)`.
+   */
+  readonly ipv6?: boolean;
+  /** IPv6 addresses (`fd00::3/64`), added without duplicate address detection. */
+  readonly cidr6?: readonly string[];
+}
+
+/** The EUI-64 link-local address the kernel gives an interface with this MAC. */
+export function linkLocal(mac: string): string {
+  const b = mac.split(':').map((h) => parseInt(h, 16));
+  const groups = [((b[0] ^ 2) << 8) | b[1], (b[2] << 8) | 0xff, 0xfe00 | b[3], (b[4] << 8) | b[5]];
+  return formatIpv6(parseIpv6(`fe80:0:0:0:${groups.map((g) => g.toString(16)).join(':')}`)!);
 }
 
 function ip(args: string[], netns?: string): string {
@@ -45,8 +61,22 @@ export class Lan {
     this.switchNetns = `${tag}-sw`;
     ip(['netns', 'add', this.switchNetns]);
     this.sysctl(this.switchNetns, 'net.ipv6.conf.all.disable_ipv6=1');
+    // No multicast snooping: the Linux bridge would drop malformed IPv6 while looking for MLD,
+    // where a plain switch passes every frame (the flood tests send such frames on purpose).
     ip(
-      ['link', 'add', 'br0', 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0'],
+      [
+        'link',
+        'add',
+        'br0',
+        'type',
+        'bridge',
+        'stp_state',
+        '0',
+        'forward_delay',
+        '0',
+        'mcast_snooping',
+        '0',
+      ],
       this.switchNetns,
     );
     ip(['link', 'set', 'br0', 'up'], this.switchNetns);
@@ -56,9 +86,10 @@ export class Lan {
     const netns = `${this.tag}-${spec.name}`;
     const port = `p${this.nodes.size}`;
     ip(['netns', 'add', netns]);
-    // No IPv6: router solicitations and DAD would add frames the tests do not expect.
-    this.sysctl(netns, 'net.ipv6.conf.all.disable_ipv6=1');
-    this.sysctl(netns, 'net.ipv6.conf.default.disable_ipv6=1');
+    // No IPv6 unless asked: router solicitations and DAD would add frames the tests do not expect.
+    const v6 = spec.ipv6 === true ? '0' : '1';
+    this.sysctl(netns, `net.ipv6.conf.all.disable_ipv6=${v6}`);
+    this.sysctl(netns, `net.ipv6.conf.default.disable_ipv6=${v6}`);
     ip(
       ['link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', netns],
       this.switchNetns,
@@ -68,7 +99,14 @@ export class Lan {
     ip(['link', 'set', 'lo', 'up'], netns);
     ip(['link', 'set', 'eth0', 'up'], netns);
     if (spec.cidr) this.addAddress(netns, spec.cidr);
-    const node: LanNode = { name: spec.name, netns, mac: spec.mac, cidr: spec.cidr };
+    for (const cidr of spec.cidr6 ?? []) this.addAddress(netns, cidr);
+    const node: LanNode = {
+      name: spec.name,
+      netns,
+      mac: spec.mac,
+      cidr: spec.cidr,
+      ipv6: spec.ipv6 === true,
+    };
     this.nodes.set(spec.name, node);
     return node;
   }
@@ -79,9 +117,16 @@ export class Lan {
     return node;
   }
 
+  /** Add an IPv4 (`a.b.c.d/len`) or IPv6 (`fd00::3/64`, without DAD) address to eth0. */
   addAddress(netnsOrNode: string, cidr: string): void {
     const netns = this.nodes.get(netnsOrNode)?.netns ?? netnsOrNode;
-    ip(['addr', 'add', cidr, 'brd', '+', 'dev', 'eth0'], netns);
+    if (cidr.includes(':')) ip(['-6', 'addr', 'add', cidr, 'dev', 'eth0', 'nodad'], netns);
+    else ip(['addr', 'add', cidr, 'brd', '+', 'dev', 'eth0'], netns);
+  }
+
+  /** Set a sysctl inside a node's namespace, e.g. `net.ipv4.ip_forward=1`. */
+  setSysctl(nodeName: string, setting: string): void {
+    this.sysctl(this.node(nodeName).netns, setting);
   }
 
   /** Run a command inside a node's namespace and return its stdout. */

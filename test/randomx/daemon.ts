@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Message } from '../../src/bus/wire/message';
+import { waitForBusName } from '../helpers/bus';
 import { IFACE, ROOT, TestClient, plain, type SignalLog } from '../helpers/client';
 import { VIGILD } from '../helpers/daemon';
 export const RX_PATH = `${ROOT}/RandomX`;
@@ -48,12 +49,12 @@ export async function startRxDaemon(
     child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)),
   );
   const alive = (): boolean => child.exitCode === null && child.signalCode === null;
-  const deadline = Date.now() + 30000;
-  while (!out.includes('owns org.vigil.Vigil1')) {
-    if (!alive()) throw new Error(`vigild exited before owning its name:\n${out}`);
-    if (Date.now() > deadline) throw new Error(`vigild did not start:\n${out}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await waitForBusName(address, {
+    pid: child.pid,
+    exited,
+    describe: () => out,
+    timeoutMs: 30000,
+  });
   return {
     pid: child.pid ?? 0,
     output: () => out,

@@ -5,15 +5,21 @@ import path from 'node:path';
 import { openStateDatabase } from '../../src/core/database';
 import { parseIni } from '../../src/core/ini';
 import {
+  formatIpv6,
   isOnLink,
   normalizeHostIp,
+  normalizeHostIp6,
   normalizeMac,
   parseAddressList,
+  parseIpv4,
+  parseIpv6,
+  rangeContains,
+  solicitedNode,
   validateHostName,
   validateInterface,
 } from '../../src/wol/addresses';
 import { hostsFromConfig, lookupEthers, makeHostSpec } from '../../src/wol/config';
-import { magicEthernetFrame, magicPacket } from '../../src/wol/frames';
+import { magicEthernetFrame, magicPacket } from '../../src/wol/packets';
 import { captureFilter, hasNetRawCapability, isEchoReplyFor } from '../../src/wol/io';
 import { WolStore } from '../../src/wol/store';
 import { wolSettings } from '../../src/wol/capability';
@@ -72,6 +78,47 @@ describe('addresses', () => {
     }
   });
 
+  test('IPv6 text parses every RFC 4291 form and formats as RFC 5952', () => {
+    const cases: [string, string][] = [
+      ['FD00:0:0:0:0:0:0:3', 'fd00::3'],
+      ['fe80::0211:22ff:fe33:4455', 'fe80::211:22ff:fe33:4455'],
+      ['2001:db8:0:0:1:0:0:1', '2001:db8::1:0:0:1'],
+      ['2001:0:0:1:0:0:0:1', '2001:0:0:1::1'],
+      ['::ffff:10.9.0.3', '::ffff:a09:3'],
+      ['1:2:3:4:5:6:7:8', '1:2:3:4:5:6:7:8'],
+      ['fd00::', 'fd00::'],
+    ];
+    for (const [text, canonical] of cases) expect(formatIpv6(parseIpv6(text)!)).toBe(canonical);
+    for (const bad of [
+      '',
+      ':',
+      'fd00:::3',
+      'fd00::3::4',
+      '1:2:3:4:5:6:7:8:9',
+      '1:2:3:4:5:6:7',
+      'g::1',
+      'fe80::1%eth0',
+      '::1.2.3',
+      '12345::1',
+    ]) {
+      expect([bad, parseIpv6(bad)]).toEqual([bad, undefined]);
+    }
+    expect(normalizeHostIp6('FD00::0003')).toBe('fd00::3');
+    for (const bad of ['::', '::1', 'ff02::1', '::ffff:10.9.0.3']) {
+      expect(() => normalizeHostIp6(bad)).toThrow(/cannot belong to a machine/);
+    }
+    expect(formatIpv6(solicitedNode(parseIpv6('fe80::211:22ff:fe33:4455')!))).toBe(
+      'ff02::1:ff33:4455',
+    );
+    const range = parseAddressList('fd00::1/64, fe80::1')[0];
+    expect(range.text).toBe('fd00::/64');
+    expect(rangeContains(range, parseIpv6('fd00::99')!)).toBe(true);
+    expect(rangeContains(range, parseIpv6('fd01::99')!)).toBe(false);
+    expect(rangeContains(range, parseIpv4('10.0.0.1')!)).toBe(false); // families never mix
+    expect(rangeContains(parseAddressList('0.0.0.0/0')[0], parseIpv6('fd00::1')!)).toBe(false);
+    expect(rangeContains(parseAddressList('::/0')[0], parseIpv6('fd00::1')!)).toBe(true);
+  });
+
   test('OnlyFrom lists take addresses and CIDR blocks, separated by commas or spaces', () => {
     expect(parseAddressList('10.0.0.1, 10.1.2.3/16  192.168.1.7').map((r) => r.text)).toEqual([
       '10.0.0.1',
@@ -128,27 +175,48 @@ describe('wakeupd config', () => {
       'mac: 00-11-22-33-44-77',
       'cooldown: 0',
       'colour = blue',
+      'ip6 = FD00:0:0::60, fe80::211:22ff:fe33:4477',
+      'proxy = yes',
+      'wake_ports = 22 udp/51820 TCP/445 tcp/22',
+      'ignore_from = 10.9.0.1 fe80::1, fd00::1/64',
     ].join('\n');
     const { hosts, warnings } = hostsFromConfig(parseIni(text, 'vigil.conf'), 'vigil.conf', env());
-    expect(hosts.map((h) => ({ ...h, onlyFrom: h.onlyFrom.map((r) => r.text) }))).toEqual([
+    const plainHosts = hosts.map((h) => ({
+      ...h,
+      onlyFrom: h.onlyFrom.map((r) => r.text),
+      ignoreFrom: h.ignoreFrom.map((r) => r.text),
+    }));
+    expect(plainHosts).toEqual([
       {
         name: 'theobromine',
         mac: '00:11:22:33:44:55',
         ip: '10.9.0.58',
+        ip6: [],
         interface: 'lo',
         onlyFrom: ['10.9.0.2', '10.9.0.3'],
+        ignoreFrom: [],
         timeout: 120,
         cooldown: 10,
+        proxy: false,
+        wakePorts: [],
         source: 'config',
       },
       {
         name: 'nas',
         mac: '00:11:22:33:44:77',
         ip: '10.9.0.60',
+        ip6: ['fd00::60', 'fe80::211:22ff:fe33:4477'],
         interface: 'lo',
         onlyFrom: [],
+        ignoreFrom: ['10.9.0.1', 'fe80::1', 'fd00::/64'],
         timeout: 90,
         cooldown: 0,
+        proxy: true,
+        wakePorts: [
+          { protocol: 'tcp', port: 22 },
+          { protocol: 'udp', port: 51820 },
+          { protocol: 'tcp', port: 445 },
+        ],
         source: 'config',
       },
     ]);
@@ -173,6 +241,34 @@ describe('wakeupd config', () => {
       [
         '[host:x]\nip = 10.9.0.1\nmac = 00:11:22:33:44:55\nonlyfrom = everyone',
         /invalid requester/,
+      ],
+      [
+        '[host:x]\nip = 10.9.0.1\nmac = 00:11:22:33:44:55\nip6 = fd00::1::2',
+        /\[host:x\]: ip6: invalid IPv6 address "fd00::1::2"/,
+      ],
+      [
+        '[host:x]\nip = 10.9.0.1\nmac = 00:11:22:33:44:55\nip6 = ff02::1',
+        /ip6: IPv6 address "ff02::1" cannot/,
+      ],
+      [
+        '[host:x]\nip = 10.9.0.1\nmac = 00:11:22:33:44:55\nproxy = maybe',
+        /proxy must be yes or no/,
+      ],
+      [
+        '[host:x]\nip = 10.9.0.1\nmac = 00:11:22:33:44:55\nwake_ports = ssh',
+        /wake_ports: invalid port "ssh"/,
+      ],
+      [
+        '[host:x]\nip = 10.9.0.1\nmac = 00:11:22:33:44:55\nwake_ports = 0',
+        /wake_ports: invalid port "0"/,
+      ],
+      [
+        '[host:x]\nip = 10.9.0.1\nmac = 00:11:22:33:44:55\nwake_ports = sctp/9',
+        /wake_ports: invalid port "sctp\/9"/,
+      ],
+      [
+        '[host:x]\nip = 10.9.0.1\nmac = 00:11:22:33:44:55\nignore_from = fe80::/129',
+        /ignore_from: invalid requester address "fe80::\/129"/,
       ],
       ['[host:a b]\nip = 10.9.0.1\nmac = 00:11:22:33:44:55', /invalid host name/],
       [
@@ -209,7 +305,15 @@ describe('store', () => {
       'theobromine',
       '00:11:22:33:44:55',
       '10.9.0.58',
-      { interface: 'lo', onlyFrom: '10.9.0.0/24', cooldown: 5 },
+      {
+        interface: 'lo',
+        onlyFrom: '10.9.0.0/24',
+        cooldown: 5,
+        ip6: ['fd00::58'],
+        proxy: true,
+        wakePorts: ['22', 'udp/9'],
+        ignoreFrom: ['10.9.0.1', 'fe80::1'],
+      },
       'bus',
       env(),
     );
@@ -222,7 +326,10 @@ describe('store', () => {
       lastWake: 1234,
       wakeCount: 3,
       lastWakeDuration: 4200,
+      lastWakeReason: 'tcp/22',
       lastPing: 0,
+      learnedIp6: [],
+      proxying: false,
       since: 0,
     });
     db.close();
@@ -237,14 +344,48 @@ describe('store', () => {
         onlyFrom: ['10.9.0.0/24'],
         timeout: 90,
         cooldown: 5,
+        ip6: ['fd00::58'],
+        proxy: true,
+        wakePorts: ['tcp/22', 'udp/9'],
+        ignoreFrom: ['10.9.0.1', 'fe80::1'],
       },
     ]);
+    // What was stored makes the same host again.
+    const [stored] = store.loadHosts();
+    const again = makeHostSpec(stored.name, stored.mac, stored.ip, stored, 'bus', env());
+    expect(again).toEqual(spec);
     expect(store.loadStats('theobromine')).toEqual({
       lastWake: 1234,
       wakeCount: 3,
       lastWakeDuration: 4200,
+      lastWakeReason: 'tcp/22',
     });
+    store.saveLearned('theobromine', '00:11:22:33:44:55', [
+      { address: 'fe80::1', lastSeen: 5 },
+      { address: 'fd00::7', lastSeen: 3 },
+    ]);
+    expect(store.loadLearned('theobromine', '00:11:22:33:44:55')).toEqual([
+      { address: 'fd00::7', lastSeen: 3 },
+      { address: 'fe80::1', lastSeen: 5 },
+    ]);
+    // Learned from another MAC: not this host's.
+    expect(store.loadLearned('theobromine', '00:11:22:33:44:56')).toEqual([]);
+    const claim = {
+      interface: 'eth0',
+      address: '10.9.0.58',
+      hostName: 'theobromine',
+      hostMac: '00:11:22:33:44:55',
+    };
+    store.saveClaim(claim, 1);
+    store.saveClaim({ ...claim, address: 'fe80::1' }, 2);
+    db.close();
+    db = openStateDatabase(stateDir);
+    store = new WolStore(db);
+    expect(store.loadClaims()).toEqual([claim, { ...claim, address: 'fe80::1' }]);
+    store.deleteClaim(claim);
+    expect(store.loadClaims()).toEqual([{ ...claim, address: 'fe80::1' }]);
     store.deleteHost('theobromine');
+    expect(store.loadLearned('theobromine', '00:11:22:33:44:55')).toEqual([]);
     expect(store.loadHosts()).toEqual([]);
     expect(store.loadStats('theobromine')).toBeUndefined();
     db.close();
@@ -264,11 +405,19 @@ describe('packets', () => {
     expect(frame.subarray(14)).toEqual(packet);
   });
 
-  test('the capture filter takes ARP plus frames from watched MACs', () => {
-    expect(captureFilter([])).toBe('arp');
+  test('the capture filter takes ARP, NS/NA, frames from watched MACs and proxied traffic', () => {
+    const ndp = '(icmp6 and (ip6[40] == 135 or ip6[40] == 136))';
+    expect(captureFilter([])).toBe(`arp or ${ndp}`);
     expect(captureFilter(['00:11:22:33:44:66', '00:11:22:33:44:55', '00:11:22:33:44:66'])).toBe(
-      'arp or ether src 00:11:22:33:44:55 or ether src 00:11:22:33:44:66',
+      `arp or ${ndp} or ether src 00:11:22:33:44:55 or ether src 00:11:22:33:44:66`,
     );
+    expect(captureFilter(['00:11:22:33:44:55'], '02:00:00:00:00:01', ['10.9.0.3', 'fd00::3'])).toBe(
+      `arp or ${ndp} or ether src 00:11:22:33:44:55 or ` +
+        '(ether dst 02:00:00:00:00:01 and (dst host 10.9.0.3 or dst host fd00::3))',
+    );
+    // No proxied addresses, or no MAC of ours: nothing to inspect.
+    expect(captureFilter([], '02:00:00:00:00:01', [])).toBe(`arp or ${ndp}`);
+    expect(captureFilter([], undefined, ['10.9.0.3'])).toBe(`arp or ${ndp}`);
   });
 
   test('echo replies are recognised by identifier; short or foreign packets are not', () => {
@@ -329,11 +478,19 @@ describe('D-Bus options and [wol] settings', () => {
     ).toEqual({
       interfaces: ['eth0', 'eth1', 'br0'],
       ethernetFrame: true,
+      wakeHistory: 1000,
     });
     expect(wolSettings(parseIni('[daemon]\nlog_level = info'))).toEqual({
       interfaces: [],
       ethernetFrame: false,
+      wakeHistory: 1000,
     });
+    expect(wolSettings(parseIni('[wol]\nwake_history = 50')).wakeHistory).toBe(50);
+    for (const bad of ['0', 'lots', '-1', '100001']) {
+      expect(() => wolSettings(parseIni(`[wol]\nwake_history = ${bad}`))).toThrow(
+        /wake_history must be a number of rows/,
+      );
+    }
     expect(wolSettings(parseIni('[wol]\nethernet_frame = no')).ethernetFrame).toBe(false);
   });
 });

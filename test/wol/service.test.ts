@@ -2,7 +2,7 @@
  * The Wake-on-LAN service with stub I/O: no capture, no socket, nothing leaves the process.
  */
 import { parseIpv4, parseMac } from '../../src/wol/addresses';
-import { arpFrame } from '../../src/wol/frames';
+import { arpFrame } from '../../src/wol/packets';
 import type { MagicSender } from '../../src/wol/io';
 import { WolService, type WolIo } from '../../src/wol/service';
 
@@ -36,9 +36,13 @@ describe('WolService', () => {
           mac: '02:00:00:00:00:0a',
           ip: '10.9.0.10',
           interface: 'lo',
+          ip6: [],
           onlyFrom: [],
+          ignoreFrom: [],
           timeout: 1,
           cooldown: 0,
+          proxy: false,
+          wakePorts: [],
           source: 'config',
         },
       ],

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { waitForBusName } from '../helpers/bus';
 import { VIGILD } from '../helpers/daemon';
 import type { Lan } from '../helpers/netns';
 
@@ -42,11 +43,7 @@ export async function startVigil(
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await until(
-    () => out.includes('owns org.vigil.Vigil1'),
-    20000,
-    () => `vigild did not start:\n${out}`,
-  );
+  await waitForBusName(address, { pid: child.pid, exited, describe: () => out });
   return {
     child,
     output: () => out,

@@ -1,5 +1,6 @@
 import { parseIpv4, parseAddressList, parseMac } from '../../src/wol/addresses';
-import { arpFrame, parseFrame } from '../../src/wol/frames';
+import { parseFrame } from '../../src/wol/frames';
+import { arpFrame } from '../../src/wol/packets';
 import {
   OWN_PROBE_WINDOW_MS,
   WolWatcher,
@@ -33,10 +34,14 @@ function setup(overrides: Partial<HostSpec> = {}) {
     name: 'theobromine',
     mac: SLEEPER_MAC,
     ip: SLEEPER_IP,
+    ip6: [],
     interface: 'eth0',
     onlyFrom: [],
+    ignoreFrom: [],
     timeout: 60,
     cooldown: 10,
+    proxy: false,
+    wakePorts: [],
     source: 'config',
     ...overrides,
   });
@@ -213,9 +218,16 @@ describe('WolWatcher liveness', () => {
     ipv4.fill(0xff, 0, 6);
     parseMac(SLEEPER_MAC)!.copy(ipv4, 6);
     ipv4.writeUInt16BE(0x0800, 12);
+    ipv4[14] = 0x45; // an ICMP packet to somewhere
+    ipv4.writeUInt16BE(46, 16);
+    ipv4[23] = 1;
     expect(t.watcher.handleFrame('eth0', ipv4).kind).toBe('none');
     expect(t.watcher.host('theobromine')!.status.state).toBe('online');
     expect(t.seen).toEqual(['theobromine']);
+    // Even a frame the parser drops says the host is awake: nothing else sends from its MAC.
+    ipv4[14] = 0x00;
+    expect(t.watcher.handleFrame('eth0', ipv4).kind).toBe('malformed');
+    expect(t.seen).toEqual(['theobromine', 'theobromine']);
   });
 
   test('online → offline after Timeout seconds of silence; pings only when information is stale', () => {
@@ -273,10 +285,14 @@ describe('WolWatcher hosts and malformed input', () => {
       name: 'other',
       mac: '02:00:00:00:00:99',
       ip: '10.9.0.99',
+      ip6: [],
       interface: 'eth0',
       onlyFrom: [],
+      ignoreFrom: [],
       timeout: 60,
       cooldown: 0,
+      proxy: false,
+      wakePorts: [],
       source: 'bus',
     };
     expect(() => t.watcher.addHost({ ...base, name: 'theobromine' })).toThrow(/exists/);

@@ -9,7 +9,7 @@ import { Lan } from '../helpers/netns';
 import { CtlProcess, isolatedEnv, runCtl } from '../cli/run';
 import { magicPayload, readPcap } from './pcap';
 import { INJECT, startVigil, until, type VigilProcess } from './vigil-process';
-import { arpFrame } from '../../src/wol/frames';
+import { arpFrame } from '../../src/wol/packets';
 import { parseIpv4, parseMac } from '../../src/wol/addresses';
 
 /**

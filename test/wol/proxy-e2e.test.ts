@@ -1,0 +1,723 @@
+import type { ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Message } from '../../src/bus/wire/message';
+import { startPrivateBus, type PrivateBus } from '../helpers/bus';
+import { plain, TestClient, variant, type SignalLog } from '../helpers/client';
+import { Lan, linkLocal } from '../helpers/netns';
+import { isolatedEnv, runCtl } from '../cli/run';
+import { advertisement, mac, solicitation } from './craft';
+import { magicPayload, readPcap, type PcapRecord } from './pcap';
+import { INJECT, startVigil, until, type VigilProcess } from './vigil-process';
+import { arpFrame } from '../../src/wol/packets';
+import { parseIpv4 } from '../../src/wol/addresses';
+
+/**
+ * The sleep proxy end to end, as issue 8 measured the failure: a requester that already has
+ * the sleeping host's MAC cached (so it sends no ARP or NS at all) connects over TCP, over
+ * IPv4, over a ULA and over the link-local address. Network namespaces on one learning bridge;
+ * the sleeping host keeps its link up but answers nothing (no addresses, `arp off`, IPv6
+ * disabled), and the bridge keeps its FDB entry, so the requester's unicast frames reach
+ * vigil only once vigil has told the LAN that the host's addresses are at its MAC. tcpdump on
+ * vigil's wire is the witness: the SYNs that arrive, the magic packet that leaves, and that
+ * nothing else leaves (no RST, no ICMP error, nothing forwarded).
+ */
+
+const WOL = 'org.vigil.Vigil1.WakeOnLan';
+const HOST = 'org.vigil.Vigil1.Host';
+const WOL_PATH = '/org/vigil/Vigil1/WakeOnLan';
+const SLEEPY = '/org/vigil/Vigil1/Hosts/sleepy';
+const PLAIN = '/org/vigil/Vigil1/Hosts/plain6';
+
+const MAC = {
+  vigil: '02:00:00:00:05:01',
+  requester: '02:00:00:00:05:02',
+  sleeper: '02:00:00:00:05:03',
+  stranger: '02:00:00:00:05:04',
+  plain: '02:00:00:00:05:20',
+};
+const IP = { vigil: '10.9.0.1', requester: '10.9.0.2', sleeper: '10.9.0.3', stranger: '10.9.0.4' };
+const ULA = { vigil: 'fd00::1', requester: 'fd00::2', sleeper: 'fd00::3', stranger: 'fd00::4' };
+const SLEEPER_LL = linkLocal(MAC.sleeper);
+
+describe('sleep proxy with real frames and real TCP', () => {
+  const tag = `vp${process.pid}`;
+  let lan: Lan;
+  let bus: PrivateBus;
+  let daemon: VigilProcess;
+  let client: TestClient;
+  let wakeSignals: SignalLog;
+  let tcpdump: ChildProcess;
+  let listener: ChildProcess | undefined;
+  let dir: string;
+  let pcapFile: string;
+  let configFile: string;
+  let stateDir: string;
+
+  const isWakeSent = (m: Message) => m.member === 'WakeSent';
+  const get = async (p: string, prop: string) => client.get(p, HOST, prop);
+  const wakes = () => wakeSignals.messages.filter(isWakeSent);
+
+  /** The requester's neighbour entry for `ip`: its MAC (or '' while unresolved). */
+  function neighbour(ip: string): string {
+    const out = lan.exec('requester', 'ip', [
+      ip.includes(':') ? '-6' : '-4',
+      'neigh',
+      'show',
+      'to',
+      ip,
+      'dev',
+      'eth0',
+    ]);
+    return /lladdr ([0-9a-f:]{17})/.exec(out)?.[1] ?? '';
+  }
+
+  /** Send the host one UDP datagram: the requester resolves (and then caches) its MAC. */
+  async function touch(ip: string): Promise<void> {
+    const target = ip.startsWith('fe80') ? `${ip}%eth0` : ip;
+    lan.exec('requester', 'bash', ['-c', `echo hello > /dev/udp/${target}/9`]);
+    await until(
+      () => neighbour(ip) === MAC.sleeper,
+      3000,
+      () => `${ip}: ${neighbour(ip)}`,
+    );
+  }
+
+  /** The sleeper's NIC stays up but answers nothing, as a suspended machine's does. */
+  function fallAsleep(): void {
+    listener?.kill('SIGKILL');
+    listener = undefined;
+    lan.exec('sleeper', 'ip', ['addr', 'flush', 'dev', 'eth0']);
+    lan.exec('sleeper', 'ip', ['link', 'set', 'eth0', 'arp', 'off']);
+    lan.setSysctl('sleeper', 'net.ipv6.conf.eth0.disable_ipv6=1');
+  }
+
+  /** Addresses back and a listener on port 22, without sending a frame yet. */
+  async function wakeUp(): Promise<void> {
+    lan.exec('sleeper', 'ip', ['link', 'set', 'eth0', 'arp', 'on']);
+    lan.addAddress('sleeper', `${IP.sleeper}/24`);
+    listener = lan.spawn('sleeper', process.execPath, [
+      '-e',
+      "require('net').createServer((s) => s.end('hello\\n')).listen(22, '::', () => console.log('listening'))",
+    ]);
+    let out = '';
+    listener.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    await until(() => out.includes('listening'), 10000);
+  }
+
+  /** Turn IPv6 back on (the kernel sends DAD, RS and MLD: frames from the host's MAC). */
+  function ipv6On(): void {
+    lan.setSysctl('sleeper', 'net.ipv6.conf.eth0.disable_ipv6=0');
+    lan.addAddress('sleeper', `${ULA.sleeper}/64`);
+  }
+
+  /** One frame from the host, unicast to vigil: no other machine hears it. */
+  function oneFrame(): void {
+    const frame = Buffer.alloc(60);
+    mac(MAC.vigil).copy(frame, 0);
+    mac(MAC.sleeper).copy(frame, 6);
+    frame.writeUInt16BE(0x88b5, 12);
+    inject('sleeper', [frame]);
+  }
+
+  function inject(node: string, frames: Buffer[]): void {
+    lan.exec(node, process.execPath, [
+      INJECT,
+      'eth0',
+      'frames',
+      ...frames.map((f) => f.toString('hex')),
+    ]);
+  }
+
+  /** A TCP connect from the requester, reported as JSON once it connects, fails or times out. */
+  function connect(
+    host: string,
+    port: number,
+    timeoutMs: number,
+  ): Promise<{ ok: boolean; at: number; error?: string }> {
+    const script = `
+      const net = require('net');
+      const s = net.connect({ host: ${JSON.stringify(host)}, port: ${port} });
+      const done = (r) => { console.log(JSON.stringify({ ...r, at: Date.now() })); process.exit(0); };
+      setTimeout(() => done({ ok: false, error: 'timeout' }), ${timeoutMs});
+      s.on('connect', () => done({ ok: true }));
+      s.on('error', (e) => done({ ok: false, error: e.code }));`;
+    const child = lan.spawn('requester', process.execPath, ['-e', script]);
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    return new Promise((resolve) =>
+      child.once('exit', () =>
+        resolve(JSON.parse(out || '{"ok":false,"error":"no output","at":0}')),
+      ),
+    );
+  }
+
+  const records = (): PcapRecord[] => readPcap(pcapFile);
+  const fromVigil = (r: PcapRecord) => r.data.subarray(6, 12).equals(mac(MAC.vigil));
+  const magic = (since: number) =>
+    records().filter((r) => r.timeUs >= since * 1000 && magicPayload(r.data)?.mac === MAC.sleeper);
+
+  /** TCP SYNs from the requester to `port` captured on vigil's wire since `since` (ms). */
+  function syns(port: number, since: number): PcapRecord[] {
+    return records().filter((r) => {
+      if (r.timeUs < since * 1000 || !r.data.subarray(6, 12).equals(mac(MAC.requester)))
+        return false;
+      const type = r.data.readUInt16BE(12);
+      const tcp = type === 0x0800 ? 14 + (r.data[14] & 0x0f) * 4 : type === 0x86dd ? 54 : -1;
+      const proto = type === 0x0800 ? r.data[23] : r.data[20];
+      if (tcp < 0 || proto !== 6 || r.data.length < tcp + 14) return false;
+      return r.data.readUInt16BE(tcp + 2) === port && (r.data[tcp + 13] & 0x12) === 0x02;
+    });
+  }
+
+  /**
+   * What vigil's namespace sent that a silent proxy must never send: TCP resets, ICMP other
+   * than its own echo requests, ICMPv6 errors and redirects, and anything with a source
+   * address that is not vigil's own (forwarded traffic).
+   */
+  function forbiddenFromVigil(): string[] {
+    const out: string[] = [];
+    for (const r of records().filter(fromVigil)) {
+      const d = r.data;
+      const type = d.readUInt16BE(12);
+      if (type === 0x0800) {
+        const ihl = (d[14] & 0x0f) * 4;
+        const proto = d[23];
+        const src = d.subarray(26, 30).join('.');
+        if (src !== IP.vigil) out.push(`IPv4 from ${src}`);
+        if (proto === 6 && (d[14 + ihl + 13] & 0x04) !== 0) out.push('TCP RST');
+        if (proto === 1 && d[14 + ihl] !== 8) out.push(`ICMP type ${d[14 + ihl]}`);
+      } else if (type === 0x86dd) {
+        const next = d[20];
+        if (next === 6 && (d[54 + 13] & 0x04) !== 0) out.push('TCP RST over IPv6');
+        if (next === 58 && (d[54] < 128 || d[54] === 137)) out.push(`ICMPv6 type ${d[54]}`);
+        if (next === 6 || next === 17) out.push('IPv6 TCP/UDP from vigil');
+      }
+    }
+    return out;
+  }
+
+  const config = (extra: string[] = []) =>
+    [
+      '[wol]',
+      'interfaces = eth0',
+      '[host:sleepy]',
+      `ip = ${IP.sleeper}`,
+      `ip6 = ${ULA.sleeper}`,
+      `mac = ${MAC.sleeper}`,
+      'interface = eth0',
+      'proxy = yes',
+      'wake_ports = 22',
+      'timeout = 2',
+      // Longer than a SYN retransmission (1 s) takes; shorter than a test's sleep cycle.
+      'cooldown = 4',
+      '[host:plain6]',
+      'ip = 10.9.0.20',
+      'ip6 = fd00::20',
+      `mac = ${MAC.plain}`,
+      'interface = eth0',
+      `ignore_from = ${ULA.stranger}`,
+      'timeout = 1',
+      'cooldown = 0',
+      ...extra,
+    ].join('\n');
+
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-proxy-e2e-'));
+    pcapFile = path.join(dir, 'vigil-wire.pcap');
+    configFile = path.join(dir, 'vigil.conf');
+    stateDir = path.join(dir, 'state');
+    fs.writeFileSync(configFile, config());
+    lan = new Lan(tag);
+    lan.addNode({
+      name: 'watcher',
+      mac: MAC.vigil,
+      cidr: `${IP.vigil}/24`,
+      ipv6: true,
+      cidr6: [`${ULA.vigil}/64`],
+    });
+    lan.addNode({
+      name: 'requester',
+      mac: MAC.requester,
+      cidr: `${IP.requester}/24`,
+      ipv6: true,
+      cidr6: [`${ULA.requester}/64`],
+    });
+    lan.addNode({ name: 'sleeper', mac: MAC.sleeper, cidr: `${IP.sleeper}/24`, ipv6: true });
+    lan.setSysctl('sleeper', 'net.ipv6.conf.eth0.disable_ipv6=1'); // its IPv6 comes up later
+    lan.addNode({
+      name: 'stranger',
+      mac: MAC.stranger,
+      cidr: `${IP.stranger}/24`,
+      ipv6: true,
+      cidr6: [`${ULA.stranger}/64`],
+    });
+    tcpdump = lan.spawn('watcher', 'tcpdump', [
+      '-i',
+      'eth0',
+      '-n',
+      '--immediate-mode',
+      '-U',
+      '-w',
+      pcapFile,
+    ]);
+    let dumpErr = '';
+    tcpdump.stderr?.on('data', (d: Buffer) => (dumpErr += d.toString()));
+    await until(
+      () => dumpErr.includes('listening on'),
+      10000,
+      () => `tcpdump: ${dumpErr}`,
+    );
+    bus = await startPrivateBus();
+    daemon = await startVigil(lan, 'watcher', bus.address, stateDir, configFile);
+    client = await TestClient.connect(bus.address);
+    wakeSignals = await client.subscribe({ path: WOL_PATH, iface: WOL, member: 'WakeSent' });
+  }, 60000);
+
+  afterAll(async () => {
+    client?.close();
+    await daemon?.stop();
+    await bus?.stop();
+    lan?.destroy();
+    if (dir && !process.env.VIGIL_KEEP_TEST_FILES) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('the host is learned while awake: its link-local address from its own traffic', async () => {
+    // The host's link comes up with IPv6 (as after a boot): duplicate address detection, router
+    // solicitations and MLD reports, multicast from its link-local address, which vigil learns.
+    lan.setSysctl('sleeper', 'net.ipv6.conf.eth0.disable_ipv6=0');
+    lan.addAddress('sleeper', `${ULA.sleeper}/64`);
+    await until(async () => ((await get(SLEEPY, 'Ip6')) as string[]).includes(SLEEPER_LL), 10000);
+    // The requester talks to the host over every address, so it has its MAC cached for each.
+    for (const ip of [IP.sleeper, ULA.sleeper, SLEEPER_LL]) await touch(ip);
+    expect(await client.getAll(SLEEPY, HOST)).toMatchObject({
+      State: 'online',
+      Proxy: true,
+      Proxying: false,
+      WakePorts: ['tcp/22'],
+      Ip6: [ULA.sleeper, SLEEPER_LL],
+    });
+  });
+
+  test('the host sleeps: vigil probes, then answers for each address with its own MAC', async () => {
+    fallAsleep();
+    await until(
+      async () => (await get(SLEEPY, 'Proxying')) === true,
+      10000,
+      () => daemon.output().slice(-2000),
+    );
+    expect(daemon.output()).toMatch(/sleepy sleeps; answering for 10\.9\.0\.3, fd00::3, fe80::/);
+    // The gratuitous ARP and unsolicited NAs moved the requester's cached entries to vigil.
+    await until(
+      () => [IP.sleeper, ULA.sleeper, SLEEPER_LL].every((ip) => neighbour(ip) === MAC.vigil),
+      3000,
+      () => [IP.sleeper, ULA.sleeper, SLEEPER_LL].map(neighbour).join(' '),
+    );
+    // Announced twice, a second apart, from vigil's MAC about the host's address.
+    const garps = records().filter(
+      (r) =>
+        fromVigil(r) &&
+        r.data.readUInt16BE(12) === 0x0806 &&
+        r.data.readUInt32BE(28) === parseIpv4(IP.sleeper)! &&
+        r.data.readUInt32BE(38) === parseIpv4(IP.sleeper)! &&
+        r.data.subarray(22, 28).equals(mac(MAC.vigil)),
+    );
+    await until(
+      () =>
+        garps.length >= 2 ||
+        records().filter((r) => fromVigil(r) && r.data.readUInt16BE(12) === 0x0806).length > 0,
+      3000,
+    );
+  });
+
+  async function wakeByTcp(target: string, label: string): Promise<void> {
+    const before = wakes().length;
+    // Port 445 is not in wake_ports: inspected, never answered, nothing woken.
+    const started445 = Date.now();
+    const refused = await connect(target, 445, 2500);
+    expect(refused).toMatchObject({ ok: false, error: 'timeout' });
+    expect(syns(445, started445).length).toBeGreaterThanOrEqual(1);
+    expect(wakes().length).toBe(before);
+    expect(magic(started445)).toHaveLength(0);
+
+    // Port 22: the first SYN wakes the host, once.
+    const started = Date.now();
+    const connection = connect(target, 22, 20000);
+    const signal = await wakeSignals.waitFor((m) => isWakeSent(m) && wakes().indexOf(m) >= before);
+    expect(signal.body).toEqual(['sleepy', MAC.sleeper, expect.any(String), 'tcp/22']);
+    await until(() => magic(started).length >= 1, 2000);
+    const firstSyn = syns(22, started)[0];
+    const packet = magic(started)[0];
+    expect(packet.timeUs - firstSyn.timeUs).toBeGreaterThan(0);
+    expect(packet.timeUs - firstSyn.timeUs).toBeLessThan(1_000_000);
+    expect(await get(SLEEPY, 'LastWakeReason')).toBe('tcp/22');
+    expect(await get(SLEEPY, 'State')).toBe('waking');
+
+    // The host wakes: addresses back, a listener, one frame to vigil. vigil hands back at once.
+    await wakeUp();
+    ipv6On();
+    oneFrame();
+    const t0 = Date.now();
+    await until(
+      () => neighbour(target.replace(/%.*/, '')) === MAC.sleeper,
+      1000,
+      () => `${label}: requester still has ${neighbour(target.replace(/%.*/, ''))} after 1 s`,
+    );
+    expect(Date.now() - t0).toBeLessThan(1000);
+    const result = await connection;
+    expect(result).toMatchObject({ ok: true });
+    expect(magic(started)).toHaveLength(1); // the SYN retransmissions fell in the cooldown
+    expect(await get(SLEEPY, 'Proxying')).toBe(false);
+    expect(forbiddenFromVigil()).toEqual([]);
+  }
+
+  test('IPv4: port 445 wakes nothing; port 22 wakes it, hands back, and the connection completes', async () => {
+    await wakeByTcp(IP.sleeper, 'IPv4');
+    expect(daemon.output()).toMatch(/sleepy is awake; handed 10\.9\.0\.3, fd00::3, fe80::\S+ back/);
+    const [history] = (await client.call(WOL_PATH, WOL, 'GetWakeHistory', 'u', [10])) as Record<
+      string,
+      { value: unknown }
+    >[][];
+    const rows = history.map((r) =>
+      Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v.value])),
+    );
+    expect(rows[0]).toMatchObject({
+      Host: 'sleepy',
+      Trigger: 'tcp/22',
+      Outcome: 'woke',
+      RequesterIp: IP.requester,
+      RequesterMac: MAC.requester,
+    });
+    expect(Number(rows[0].AliveAfter)).toBeGreaterThan(0);
+    expect(rows.find((r) => r.Trigger === 'tcp/445')).toMatchObject({
+      Outcome: 'port-not-listed',
+      RequesterIp: IP.requester,
+    });
+  }, 60000);
+
+  async function sleepAgain(): Promise<void> {
+    await until(async () => (await get(SLEEPY, 'State')) === 'online', 5000);
+    for (const ip of [IP.sleeper, ULA.sleeper, SLEEPER_LL]) await touch(ip);
+    fallAsleep();
+    await until(async () => (await get(SLEEPY, 'Proxying')) === true, 10000);
+    await until(() => [ULA.sleeper, SLEEPER_LL].every((ip) => neighbour(ip) === MAC.vigil), 3000);
+  }
+
+  test('IPv6 (ULA): the same, over Neighbor Discovery', async () => {
+    await sleepAgain();
+    await wakeByTcp(ULA.sleeper, 'ULA');
+  }, 60000);
+
+  test('IPv6 (link-local): the same', async () => {
+    await sleepAgain();
+    await wakeByTcp(`${SLEEPER_LL}%eth0`, 'link-local');
+  }, 60000);
+
+  test('without proxy, an NS wakes an offline host; a DAD probe, its own NS and ignore_from do not', async () => {
+    await until(async () => (await get(PLAIN, 'State')) === 'offline', 5000);
+    const before = wakes().length;
+    const ns = (sourceMac: string, source: string) =>
+      solicitation({ sourceMac: mac(sourceMac), source, target: 'fd00::20' });
+    inject('requester', [ns(MAC.requester, '::')]); // DAD probe
+    inject('stranger', [ns(MAC.stranger, ULA.stranger)]); // in ignore_from
+    inject('requester', [ns(MAC.plain, 'fd00::20')]); // the host's own (it is awake, then)
+    await until(async () => (await get(PLAIN, 'State')) === 'online', 3000);
+    await until(async () => (await get(PLAIN, 'State')) === 'offline', 5000);
+    expect(wakes().length).toBe(before);
+    inject('requester', [ns(MAC.requester, ULA.requester)]);
+    const signal = await wakeSignals.waitFor((m) => isWakeSent(m) && wakes().indexOf(m) >= before);
+    expect(signal.body).toEqual(['plain6', MAC.plain, ULA.requester, 'ndp']);
+    expect(await get(PLAIN, 'LastWakeReason')).toBe('ndp');
+    expect(wakes().length).toBe(before + 1);
+    const [rows] = await client.call(WOL_PATH, WOL, 'GetWakeHistory', 'u', [0]);
+    const plainRows = (plain(rows) as Record<string, unknown>[]).filter((r) => r.Host === 'plain6');
+    expect(plainRows.map((r) => [r.Trigger, r.Outcome, r.RequesterIp])).toEqual([
+      ['ndp', 'woke', ULA.requester],
+      ['ndp', 'ignored', ULA.stranger],
+    ]);
+  });
+
+  test('the new options and properties over D-Bus and vigilctl, bad values included', async () => {
+    const add = (name: string, options: Record<string, unknown>, ip = '10.9.0.30') =>
+      client.call(WOL_PATH, WOL, 'AddHost', 'sssa{sv}', [name, '02:00:00:00:05:30', ip, options]);
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [{ ip6: variant('as', ['fd00::30::1']) }, /ip6: invalid IPv6 address "fd00::30::1"/],
+      [{ ip6: variant('as', ['ff02::1']) }, /ip6: IPv6 address "ff02::1" cannot belong/],
+      [{ ip6: variant('u', 3) }, /option "ip6" must be an array of strings/],
+      [{ ip6: variant('as', [ULA.sleeper]) }, /fd00::3 on eth0 is already watched as "sleepy"/],
+      [{ proxy: variant('s', 'yes') }, /option "proxy" must be a boolean/],
+      [{ wake_ports: variant('as', ['ssh']) }, /wake_ports: invalid port "ssh"/],
+      [{ wake_ports: variant('as', ['tcp/70000']) }, /wake_ports: invalid port "tcp\/70000"/],
+      [{ ignore_from: variant('as', ['10.9.0.300']) }, /ignore_from: invalid requester address/],
+      [{ ignore_from: variant('as', ['fe80::/200']) }, /ignore_from: invalid requester address/],
+      [
+        {
+          ip6: variant(
+            'as',
+            Array.from({ length: 17 }, (_, i) => `fd00::7:${i}`),
+          ),
+        },
+        /ip6: at most 16/,
+      ],
+    ];
+    for (const [options, message] of bad) {
+      const err = await client.callError(WOL_PATH, WOL, 'AddHost', 'sssa{sv}', [
+        'nas',
+        '02:00:00:00:05:30',
+        '10.9.0.30',
+        options,
+      ]);
+      expect([err.type, err.text]).toEqual([
+        'org.vigil.Vigil1.Error.InvalidArgument',
+        expect.stringMatching(message),
+      ]);
+    }
+    const [nasPath] = await add('nas', {
+      ip6: variant('as', ['FD00::30']),
+      proxy: variant('b', true),
+      wake_ports: variant('as', ['22', 'udp/9', 'tcp/22']),
+      ignore_from: variant('s', '10.9.0.254, fe80::1'),
+    });
+    expect(await client.getAll(nasPath as string, HOST)).toMatchObject({
+      Ip6: ['fd00::30'],
+      Proxy: true,
+      Proxying: false,
+      WakePorts: ['tcp/22', 'udp/9'],
+      IgnoreFrom: ['10.9.0.254', 'fe80::1'],
+      LastWakeReason: '',
+    });
+    const readOnly = await client.callError(
+      nasPath as string,
+      'org.freedesktop.DBus.Properties',
+      'Set',
+      'ssv',
+      [HOST, 'Proxy', variant('b', false)],
+    );
+    expect(readOnly.type).toMatch(/Error/);
+    expect(await get(nasPath as string, 'Proxy')).toBe(true);
+    await client.call(WOL_PATH, WOL, 'RemoveHost', 's', ['nas']);
+
+    const env = isolatedEnv();
+    const ctl = (...args: string[]) => runCtl(['--bus', bus.address, ...args], env);
+    const added = await ctl(
+      'hosts',
+      'add',
+      'nas2',
+      '02:00:00:00:05:31',
+      '10.9.0.31',
+      '--proxy',
+      '--ip6',
+      'fd00::31,fe80::31',
+      '--wake-ports',
+      '22,udp/51820',
+      '--ignore-from',
+      '10.9.0.254',
+    );
+    expect(added).toMatchObject({ code: 0, stdout: '/org/vigil/Vigil1/Hosts/nas2\n' });
+    const list = await ctl('hosts');
+    const line = (name: string) => list.stdout.split('\n').find((l) => l.startsWith(name)) ?? '';
+    expect(line('nas2')).toMatch(
+      /^nas2\s+02:00:00:00:05:31\s+10\.9\.0\.31,fd00::31,fe80::31\s+eth0\s+unknown\s+on\s/,
+    );
+    expect(line('sleepy')).toMatch(/\s(on|proxying)\s.*\stcp\/22\s/);
+    expect(line('plain6')).toMatch(/\soff\s.*\sndp\s/);
+    const json = JSON.parse((await ctl('--json', 'hosts')).stdout) as {
+      hosts: Record<string, unknown>[];
+    };
+    expect(json.hosts.find((h) => h.Name === 'nas2')).toMatchObject({
+      Proxy: true,
+      WakePorts: ['tcp/22', 'udp/51820'],
+      IgnoreFrom: ['10.9.0.254'],
+    });
+    const badPort = await ctl(
+      'hosts',
+      'add',
+      'nas3',
+      '02:00:00:00:05:32',
+      '10.9.0.32',
+      '--wake-ports',
+      'ssh',
+    );
+    expect(badPort.code).toBe(1);
+    expect(badPort.stderr).toMatch(/InvalidArgument: wake_ports: invalid port "ssh"/);
+    expect(
+      (await ctl('hosts', 'add', 'nas3', '02:00:00:00:05:32', '10.9.0.32', '--ip6', 'fd00::32,'))
+        .code,
+    ).toBe(2);
+    expect((await ctl('hosts', 'remove', 'nas2')).code).toBe(0);
+
+    const wakesOut = await ctl('wakes', '--limit', '3');
+    expect(wakesOut.code).toBe(0);
+    const lines = wakesOut.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(
+      /^TIME\s+HOST\s+TRIGGER\s+REQUESTER\s+REQUESTER MAC\s+OUTCOME\s+AWAKE AFTER$/,
+    );
+    expect(lines).toHaveLength(4);
+    expect(lines[1]).toMatch(/plain6\s+ndp\s+fd00::2\s+02:00:00:00:05:02\s+woke/);
+    const sleepyOnly = JSON.parse(
+      (await ctl('--json', 'wakes', '--host', 'sleepy')).stdout,
+    ) as Record<string, unknown>[];
+    expect(sleepyOnly.length).toBeGreaterThanOrEqual(6); // three wakes, three port-not-listed
+    expect(new Set(sleepyOnly.map((r) => r.Host))).toEqual(new Set(['sleepy']));
+    expect(sleepyOnly.filter((r) => r.Outcome === 'woke').map((r) => r.Trigger)).toEqual([
+      'tcp/22',
+      'tcp/22',
+      'tcp/22',
+    ]);
+    expect((await ctl('wakes', '--limit', 'many')).code).toBe(2);
+    const tooMany = await client.callError(WOL_PATH, WOL, 'GetWakeHistory', 'u', [20000]);
+    expect(tooMany.type).toBe('org.vigil.Vigil1.Error.InvalidArgument');
+  }, 60000);
+
+  const counters = async () => ({
+    seen: Number(await client.get(WOL_PATH, WOL, 'FramesSeen')),
+    malformed: Number(await client.get(WOL_PATH, WOL, 'FramesMalformed')),
+  });
+
+  test('a flood of 100,000 random and malformed IPv6, ICMPv6 and ARP frames at a proxying daemon', async () => {
+    await sleepAgain();
+    const before = await counters();
+    const wakesBefore = wakes().length;
+    const flood = lan.spawn('stranger', process.execPath, [
+      INJECT,
+      'eth0',
+      'flood6',
+      '100000',
+      String(process.pid),
+      '100',
+      MAC.vigil,
+      IP.sleeper,
+      ULA.sleeper,
+    ]);
+    let output = '';
+    flood.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+    const done = new Promise<number | null>((resolve) => flood.once('exit', resolve));
+    let finished = false;
+    void done.then(() => (finished = true));
+    let answered = 0;
+    while (!finished) {
+      expect(await client.get(SLEEPY, HOST, 'Proxying')).toBe(true);
+      answered++;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(await done).toBe(0);
+    const report = JSON.parse(output) as { sent: number; malformed: number };
+    expect(answered).toBeGreaterThan(0);
+    let now = await counters();
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 300));
+      const next = await counters();
+      if (next.seen === now.seen) break;
+      now = next;
+    }
+    const malformed = now.malformed - before.malformed;
+    expect(malformed).toBeLessThanOrEqual(report.malformed);
+    expect(malformed).toBeGreaterThan(report.malformed / 10);
+    expect(now.seen - before.seen).toBeGreaterThanOrEqual(malformed);
+    expect(wakes().length).toBe(wakesBefore); // SYNs and datagrams to unlisted ports only
+    expect(await get(SLEEPY, 'Proxying')).toBe(true);
+    expect(daemon.child.exitCode).toBeNull();
+    // It still answers for the host.
+    inject('requester', [
+      arpFrame({
+        op: 'request',
+        sourceMac: mac(MAC.requester),
+        senderIp: parseIpv4(IP.requester)!,
+        targetIp: parseIpv4(IP.sleeper)!,
+      }),
+    ]);
+    await until(
+      () =>
+        records().some(
+          (r) =>
+            fromVigil(r) &&
+            r.data.readUInt16BE(12) === 0x0806 &&
+            r.data.readUInt16BE(20) === 2 &&
+            r.data.subarray(0, 6).equals(mac(MAC.requester)),
+        ),
+      3000,
+    );
+  }, 60000);
+
+  test('a third machine claiming a proxied address: vigil stops answering for it and logs the conflict', async () => {
+    expect(await get(SLEEPY, 'Proxying')).toBe(true);
+    // The stranger takes the ULA for itself (as a DHCPv6 server might hand it out anew).
+    lan.addAddress('stranger', `${ULA.sleeper}/64`);
+    inject('stranger', [advertisement({ sourceMac: mac(MAC.stranger), target: ULA.sleeper })]);
+    await until(
+      () => /address conflict: 02:00:00:00:05:04 advertises fd00::3/.test(daemon.output()),
+      3000,
+    );
+    const mark = Date.now();
+    inject('requester', [
+      solicitation({ sourceMac: mac(MAC.requester), source: ULA.requester, target: ULA.sleeper }),
+    ]);
+    await new Promise((r) => setTimeout(r, 500));
+    // The answer to that NS comes from the stranger now; vigil sends none.
+    const answers = records().filter(
+      (r) =>
+        r.timeUs >= mark * 1000 &&
+        fromVigil(r) &&
+        r.data.readUInt16BE(12) === 0x86dd &&
+        r.data[54] === 136,
+    );
+    expect(answers).toEqual([]);
+    expect(await get(SLEEPY, 'Proxying')).toBe(true); // the other addresses still are
+    lan.exec('stranger', 'ip', ['-6', 'addr', 'del', `${ULA.sleeper}/64`, 'dev', 'eth0']);
+  });
+
+  test('with IP forwarding on, vigil does not take IPv4 addresses over (the kernel would route them)', async () => {
+    oneFrame(); // the host is back for a moment, then sleeps with forwarding on at vigil
+    await until(async () => (await get(SLEEPY, 'State')) === 'online', 3000);
+    lan.setSysctl('watcher', 'net.ipv4.ip_forward=1');
+    try {
+      await until(async () => (await get(SLEEPY, 'Proxying')) === true, 10000);
+      expect(daemon.output()).toMatch(
+        /sleep proxy for sleepy: not answering for 10\.9\.0\.3 \(IPv4 forwarding is on for eth0/,
+      );
+      inject('requester', [
+        arpFrame({
+          op: 'request',
+          sourceMac: mac(MAC.requester),
+          senderIp: parseIpv4(IP.requester)!,
+          targetIp: parseIpv4(IP.sleeper)!,
+        }),
+      ]);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(neighbour(IP.sleeper)).not.toBe(MAC.vigil);
+      expect(forbiddenFromVigil()).toEqual([]);
+    } finally {
+      lan.setSysctl('watcher', 'net.ipv4.ip_forward=0');
+    }
+    oneFrame();
+    await until(async () => (await get(SLEEPY, 'State')) === 'online', 3000);
+  });
+
+  test('SIGKILL while proxying: the next start hands the addresses back; SIGTERM hands back before exit', async () => {
+    await sleepAgain();
+    expect(neighbour(IP.sleeper)).toBe(MAC.vigil);
+    daemon.child.kill('SIGKILL');
+    await daemon.stop();
+    expect(neighbour(IP.sleeper)).toBe(MAC.vigil); // nobody told the LAN
+    daemon = await startVigil(lan, 'watcher', bus.address, stateDir, configFile);
+    await until(
+      () => neighbour(IP.sleeper) === MAC.sleeper && neighbour(ULA.sleeper) === MAC.sleeper,
+      3000,
+      () => `${neighbour(IP.sleeper)} ${neighbour(ULA.sleeper)}\n${daemon.output()}`,
+    );
+    expect(daemon.output()).toMatch(
+      /handed 10\.9\.0\.3 back to sleepy \(02:00:00:00:05:03\), taken over before vigil last stopped/,
+    );
+    // The host still sleeps, so the new daemon takes over again; then a clean stop.
+    await until(async () => (await get(SLEEPY, 'Proxying')) === true, 10000);
+    await until(() => neighbour(IP.sleeper) === MAC.vigil, 3000);
+    const stopping = Date.now();
+    await daemon.stop();
+    expect(Date.now() - stopping).toBeLessThan(5000);
+    expect(neighbour(IP.sleeper)).toBe(MAC.sleeper);
+    expect(neighbour(ULA.sleeper)).toBe(MAC.sleeper);
+    daemon = await startVigil(lan, 'watcher', bus.address, stateDir, configFile);
+    expect(daemon.output()).not.toMatch(/taken over before vigil last stopped/);
+  }, 60000);
+});
