@@ -34,13 +34,14 @@ export const DEFAULT_CALL_TIMEOUT_MS = 25000;
  * A call that failed: a D-Bus error reply from the daemon or the bus (`name` is the D-Bus
  * error name), or a local failure given a D-Bus-style name so it prints the same way.
  */
-export class DBusCallError extends Error {
-  constructor(
-    readonly errorName: string,
-    readonly text: string,
-  ) {
-    super(`${errorName}: ${text}`);
+export class DBusCallError extends DBusError {
+  constructor(errorName: string, text: string) {
+    super(errorName, text);
     this.name = 'DBusCallError';
+  }
+
+  get errorName(): string {
+    return this.type;
   }
 }
 
