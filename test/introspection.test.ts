@@ -30,7 +30,7 @@ const CORE_CONTRACT: Record<string, Contract> = {
   Daemon: {
     methods: { Reload: ['', ''] },
     signals: {},
-    properties: { Version: 's', StartTime: 't' },
+    properties: { Version: 's', StartTime: 't', Degraded: 's' },
   },
   RandomData: {
     methods: { quick: ['i', 's'], slow: ['i', 's'] },
@@ -38,7 +38,7 @@ const CORE_CONTRACT: Record<string, Contract> = {
     properties: {},
   },
   TaskManager: {
-    methods: { ListTasks: ['', 'ao'], GetHistory: ['u', 'aa{sv}'] },
+    methods: { ListTasks: ['', 'ao'], GetHistory: ['u', 'aa{sv}'], GetTask: ['s', 'a{sv}'] },
     signals: {},
     properties: { Running: 'u', Queued: 'u', MaxRunning: 'u' },
   },
@@ -131,7 +131,7 @@ const CAPABILITY_CONTRACT: Record<string, Contract> = {
 /** Names the contract gives to arguments (DESIGN.md spells out these). */
 const CONTRACT_ARG_NAMES: Record<string, Record<string, string[]>> = {
   RandomData: { quick: ['bits'], slow: ['bits', 'id'], slow_result: ['id', 'result'] },
-  TaskManager: { GetHistory: ['limit'] },
+  TaskManager: { GetHistory: ['limit'], GetTask: ['id'] },
   Task: { Progress: ['progress', 'done', 'total', 'rate'], Finished: ['state', 'result'] },
 };
 

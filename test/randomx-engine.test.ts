@@ -305,7 +305,7 @@ describe('the search task kind', () => {
       manager.submit(
         kind.name,
         searchToJson(searchArgs(KEY, BLOB, OFFSET, DIFFICULTY, {}, defaults)),
-        0,
+        { uid: 0, privileged: true },
       );
     const running = submit();
     const queued = submit();

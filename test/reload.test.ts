@@ -115,7 +115,7 @@ describe('reload', () => {
         gamma: ['ip = 10.76.0.12', 'mac = 02:00:00:00:76:0c'],
         delta: ['ip = 10.76.0.13', 'mac = 02:00:00:00:76:dd'],
       },
-      '[randomx]\nmode = fast\n',
+      '[randomx]\nmode = fast\n[later]\nsetting = 1\n',
     );
     const result = await reload();
     expect({ code: result.code, stderr: result.stderr }).toEqual({
@@ -154,6 +154,8 @@ describe('reload', () => {
 
     // What cannot apply live is logged as such, and stays as it was.
     const log = await logged(/needs restart.*\[randomx\] mode \(default\) -> fast/);
+    // A key no part reloads is not silently taken for applied.
+    expect(log).toMatch(/needs restart.*\[later\] setting changed/);
     expect(log).toMatch(/applied .*\[daemon\] max_running 2 -> 1/);
     expect(log).toMatch(/\[host:\*\] \+gamma -beta ~alpha ~delta/);
     expect(await client.get(`${ROOT}/RandomX`, `${IFACE}RandomX`, 'Mode')).toBe('light');
@@ -170,6 +172,13 @@ describe('reload', () => {
       ),
     );
     await logged(/reload \(asked by uid 0\) refused, the running config stays: .*:4: cannot parse/);
+    // A header missing its "]" is an error too, not a key of the section before it.
+    fs.writeFileSync(config, '[daemon]\nmax_running = 3\n[host:zeta\nip = 10.76.0.30\n');
+    const header = await reload();
+    expect(header.code).toBe(1);
+    expect(header.stderr).toMatch(
+      /InvalidArgument: .*:3: section header without "\]": "\[host:zeta"/,
+    );
     expect(await hosts()).toEqual(before);
     expect(await client.get(TASKS, TASK_MANAGER, 'MaxRunning')).toBe(1);
   });

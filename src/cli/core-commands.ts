@@ -1,6 +1,7 @@
 import {
   DAEMON_IFACE,
   DBusCallError,
+  OBJECT_MANAGER_IFACE,
   RANDOM_DATA_IFACE,
   RANDOM_DATA_PATH,
   ROOT_PATH,
@@ -12,7 +13,7 @@ import {
 } from './client';
 import { EXIT, intArg, type CliCommand, type CliContext } from './command';
 import { applyProperties, emptyView, etaSeconds, FINAL_STATES } from './progress';
-import { history, historyRecord, isUnknownObject, notFound, taskRef } from './tasks';
+import { history, isUnknownObject, notFound, taskRecord, taskRef } from './tasks';
 import {
   formatCount,
   formatDuration,
@@ -142,16 +143,13 @@ const randomSlow: CliCommand = {
 
 // ---- tasks ----
 
-async function taskProperties(
-  client: VigilClient,
-  path: string,
-): Promise<Record<string, BusValue> | undefined> {
-  try {
-    return await client.getAll(path, TASK_IFACE);
-  } catch (e) {
-    if (isUnknownObject(e)) return undefined; // it left the bus between the list and the read
-    throw e;
-  }
+/** Every Task object on the bus, from one GetManagedObjects call (not one call per task). */
+async function busTasks(client: VigilClient): Promise<Record<string, BusValue>[]> {
+  const [objects] = await client.call(ROOT_PATH, OBJECT_MANAGER_IFACE, 'GetManagedObjects');
+  const all = unwrapDict(objects) as Record<string, Record<string, Record<string, BusValue>>>;
+  return Object.entries(all)
+    .filter(([, ifaces]) => ifaces[TASK_IFACE] !== undefined)
+    .map(([path, ifaces]) => ({ Path: path, ...ifaces[TASK_IFACE] }));
 }
 
 const tasksCommand: CliCommand = {
@@ -161,16 +159,7 @@ const tasksCommand: CliCommand = {
   async run(ctx, args) {
     ctx.parse(args, {}, 0, 0);
     const client = await ctx.connect();
-    const [paths] = await client.call(TASKS_PATH, TASK_MANAGER_IFACE, 'ListTasks');
-    const all = await Promise.all(
-      ((paths ?? []) as string[]).map(
-        async (path): Promise<Record<string, BusValue> | undefined> => {
-          const props = await taskProperties(client, path);
-          return props && { Path: path, ...props };
-        },
-      ),
-    );
-    const tasks = all.filter((t): t is Record<string, BusValue> => t !== undefined);
+    const tasks = await busTasks(client);
     if (ctx.json) {
       ctx.printJson(tasks);
       return EXIT.OK;
@@ -209,16 +198,15 @@ const taskCommand: CliCommand = {
   name: 'task',
   usage: 'task ID',
   summary: 'every property of one task (from the history once it left the bus)',
+  help: 'The full result is shown to the task’s owner and root; others see its summary.',
   async run(ctx, args) {
     const { positionals } = ctx.parse(args, {}, 1, 1);
     const { id, path } = taskRef(positionals[0]);
     const client = await ctx.connect();
-    let props = await taskProperties(client, path);
-    const onBus = props !== undefined;
-    if (!props) {
-      props = await historyRecord(client, id);
-      if (!props) throw notFound(id);
-    }
+    const record = await taskRecord(client, id);
+    if (!record) throw notFound(id);
+    const { OnBus, ...props } = record;
+    const onBus = OnBus === true;
     if (ctx.json) {
       ctx.printJson({ Path: path, OnBus: onBus, ...props });
       return EXIT.OK;
@@ -266,7 +254,7 @@ function controlCommand(
       } catch (e) {
         if (!isUnknownObject(e)) throw e;
         // Gone from the bus: it finished long enough ago; say so as the daemon would.
-        const record = await historyRecord(client, id);
+        const record = await taskRecord(client, id);
         if (!record) throw notFound(id);
         throw new DBusCallError(
           `${VIGIL_ERROR_PREFIX}Failed`,
@@ -290,7 +278,9 @@ const historyCommand: CliCommand = {
   name: 'history',
   usage: 'history [--limit N]',
   summary: 'finished tasks, newest first, also from before a restart',
-  help: '--limit N   show at most N tasks (default 20; 0 shows all the daemon keeps)',
+  help:
+    '--limit N   show at most N tasks (default 20; 0: as many as one reply carries, about\n' +
+    '            2 MiB of summaries, newest first)',
   async run(ctx, args) {
     const { values } = ctx.parse(args, { limit: { type: 'string', short: 'n' } }, 0, 0);
     const limit =

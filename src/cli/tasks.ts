@@ -20,9 +20,6 @@ import { str, unwrapDict, type BusValue } from './values';
 
 const UNKNOWN_OBJECT = 'org.freedesktop.DBus.Error.UnknownObject';
 
-/** The most history records the daemon returns at once (GetHistory(0)). */
-const HISTORY_ALL = 0;
-
 export function notFound(id: string): DBusCallError {
   return new DBusCallError(`${VIGIL_ERROR_PREFIX}NotFound`, `no task ${id}`);
 }
@@ -53,12 +50,21 @@ export async function history(
   return ((records ?? []) as unknown[]).map(unwrapDict);
 }
 
-/** The history record of a task that has left the bus, if the daemon still has it. */
-export async function historyRecord(
+/**
+ * One task as `TaskManager.GetTask` has it: live (every property, `OnBus` true) or from the
+ * history; its full result when we own it. Undefined when the daemon does not know the id.
+ */
+export async function taskRecord(
   client: VigilClient,
   id: string,
 ): Promise<Record<string, BusValue> | undefined> {
-  return (await history(client, HISTORY_ALL)).find((r) => r.Id === id);
+  try {
+    const [record] = await client.call(TASKS_PATH, TASK_MANAGER_IFACE, 'GetTask', 's', [id]);
+    return unwrapDict(record);
+  } catch (e) {
+    if (isUnknownObject(e)) return undefined;
+    throw e;
+  }
 }
 
 /** A finished task's outcome from its history record (completed), or its error. */
@@ -107,7 +113,7 @@ export async function followTask(
       applyProperties(view, await client.getAll(path, TASK_IFACE));
     } catch (e) {
       if (!isUnknownObject(e)) throw e;
-      const record = await historyRecord(client, id);
+      const record = await taskRecord(client, id);
       if (!record) throw notFound(id);
       return outcomeFromRecord(id, path, record);
     }
@@ -129,7 +135,7 @@ export async function followTask(
       if (e instanceof InterruptedError) throw e;
       const err = asCallError(e);
       if (isUnknownObject(err)) {
-        const record = await historyRecord(client, id);
+        const record = await taskRecord(client, id);
         if (!record) throw notFound(id);
         return outcomeFromRecord(id, path, record);
       }

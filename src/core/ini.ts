@@ -31,6 +31,11 @@ export function parseIni(text: string, source = 'config'): IniSection[] {
       lastKey = undefined;
       return;
     }
+    // configparser would read `[host:x` (no `]`) as the key `[host`; a typo'd header must not
+    // quietly become a setting of the section before it.
+    if (trimmed.startsWith('[')) {
+      throw invalidArgument(`${source}:${lineNo}: section header without "]": "${trimmed}"`);
+    }
     const kv = /^([^=:]+?)\s*[=:]\s*(.*)$/.exec(trimmed);
     if (!kv || !current) {
       throw invalidArgument(`${source}:${lineNo}: cannot parse "${trimmed}"`);

@@ -17,6 +17,8 @@ export interface DaemonContext {
   readonly db: StateDatabase;
   /** The command line and every section of the config file; a capability reads its own. */
   readonly options: DaemonOptions;
+  /** Call `listener` with the unique name of each bus client that leaves the bus. */
+  onPeerGone(listener: (uniqueName: string) => void): void;
   /** Re-read the config file and apply it (Daemon.Reload, SIGHUP); `why` goes to the log. */
   reload(why: string): ReloadOutcome;
 }

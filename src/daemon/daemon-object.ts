@@ -8,13 +8,19 @@ import { VERSION } from './version';
 export const daemonObjectCapability: CapabilityModule = {
   name: 'daemon',
   interfaces: [daemonInterface],
-  async setup({ server, reload }) {
+  async setup({ server, reload, tasks }) {
     const info = {
       version: VERSION,
       startTime: Date.now(),
       reload: (why: string) => void reload(why),
+      get degraded() {
+        return tasks.degraded;
+      },
     };
     server.export(ROOT_PATH, [bind(daemonInterface, info)]);
+    tasks.on('degradedChanged', () =>
+      server.propertiesChanged(ROOT_PATH, daemonInterface.name, ['Degraded']),
+    );
     return { name: 'daemon' };
   },
 };

@@ -4,6 +4,7 @@ import { BUS_NAME, ROOT_PATH } from '../bus/names';
 import { ObjectServer } from '../bus/server';
 import { openStateDatabase, type StateDatabase } from '../core/database';
 import { isVigilError, messageOf, VigilError } from '../core/errors';
+import type { IniSection } from '../core/ini';
 import { log, setLogLevel } from '../core/log';
 import { TaskHistory } from '../tasks/history';
 import { TaskManager, type TaskLimits } from '../tasks/manager';
@@ -22,15 +23,35 @@ const taskLimits = (o: DaemonOptions): TaskLimits => ({
   maxRunning: o.maxRunning,
   retentionMs: o.retentionMs,
   maxQueuedPerUser: o.maxQueuedPerUser,
+  maxQueuedTotal: o.maxQueuedTotal,
+  retainedPerUser: o.retainedPerUser,
+  retainedTotal: o.retainedTotal,
   historyLimit: o.historyLimit,
+  historyMaxBytes: o.historyMaxBytes,
 });
+
+/** `[section] key` for every key outside the host sections whose text differs. */
+function changedKeys(before: readonly IniSection[], after: readonly IniSection[]): string[] {
+  const flat = (sections: readonly IniSection[]): Map<string, string> =>
+    new Map(
+      sections
+        .filter((sec) => !/^host:/i.test(sec.name))
+        .flatMap((sec) => [...sec.values].map(([k, v]) => [`[${sec.name}] ${k}`, v] as const)),
+    );
+  const [a, b] = [flat(before), flat(after)];
+  return [...new Set([...a.keys(), ...b.keys()])].filter((k) => a.get(k) !== b.get(k));
+}
 
 /** The task limits as the config file names them, for the reload log. */
 const taskLimitKeys = (o: DaemonOptions): Record<string, number> => ({
   max_running: o.maxRunning,
   retention_seconds: o.retentionMs / 1000,
   max_queued_per_user: o.maxQueuedPerUser,
+  max_queued_total: o.maxQueuedTotal,
+  retained_per_user: o.retainedPerUser,
+  retained_total: o.retainedTotal,
   history_limit: o.historyLimit,
+  history_max_bytes: o.historyMaxBytes,
 });
 
 /** Shutdown budget: SIGTERM to exit within 5 s, with room to spare. */
@@ -66,13 +87,18 @@ export class Daemon {
     watchConnection(this.bus, this.onBusLost);
     const server = new ObjectServer(this.bus, ROOT_PATH);
     this.server = server;
-    await onPeerGone(this.bus, (name) => server.callers.forget(name));
+    const peerGone = new Set<(name: string) => void>();
+    await onPeerGone(this.bus, (name) => {
+      server.callers.forget(name);
+      for (const listener of peerGone) listener(name);
+    });
 
     const ctx: DaemonContext = {
       server,
       tasks: this.tasks,
       db: this.db,
       options: o,
+      onPeerGone: (listener) => peerGone.add(listener),
       reload: (why) => this.reload(why),
     };
     for (const module of this.modules) this.capabilities.push(await module.setup(ctx));
@@ -112,9 +138,15 @@ export class Daemon {
         }
       }
       const outcomes = steps.map((apply) => apply());
-      this.options = next;
       const applied = outcomes.flatMap((o) => o.applied);
       const needsRestart = outcomes.flatMap((o) => o.needsRestart);
+      // Any other changed key (one no part reloads, say a new setting) is not applied either.
+      const told = (label: string): boolean =>
+        [...applied, ...needsRestart].some((line) => line.startsWith(`${label} `));
+      for (const label of changedKeys(this.options.config, next.config)) {
+        if (!told(label)) needsRestart.push(`${label} changed`);
+      }
+      this.options = next;
       const source = file ?? 'no config file (started without --config)';
       log.notice(
         `reload (${why}): ${source}: ${applied.length ? `applied ${applied.join('; ')}` : 'nothing to apply'}`,

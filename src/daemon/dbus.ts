@@ -5,6 +5,8 @@ import { usec } from '../bus/time';
 export interface DaemonInfo {
   version: string;
   startTime: number;
+  /** Empty, or why vigil runs degraded (e.g. the task history cannot be written). */
+  readonly degraded: string;
   /** Re-read and apply the config file; throws a VigilError when it is refused. */
   reload(why: string): void;
 }
@@ -24,6 +26,7 @@ export const daemonInterface: InterfaceSpec<DaemonInfo> = {
   properties: [
     { name: 'Version', type: 's', get: (d) => d.version, change: 'const' },
     { name: 'StartTime', type: 't', get: (d) => usec(d.startTime), change: 'const' },
+    { name: 'Degraded', type: 's', get: (d) => d.degraded, change: 'emits' },
   ],
   signals: [],
 };

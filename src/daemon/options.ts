@@ -6,7 +6,13 @@ import type { BusTarget } from '../bus/connection';
 import { messageOf } from '../core/errors';
 import { parseIni, type IniSection } from '../core/ini';
 import { LOG_LEVELS } from '../core/log';
-import { DEFAULT_HISTORY_LIMIT } from '../tasks/manager';
+import {
+  DEFAULT_HISTORY_LIMIT,
+  DEFAULT_HISTORY_MAX_BYTES,
+  DEFAULT_MAX_QUEUED_TOTAL,
+  DEFAULT_RETAINED_PER_USER,
+  DEFAULT_RETAINED_TOTAL,
+} from '../tasks/manager';
 
 export interface DaemonOptions {
   /** The command line these were parsed from: a reload re-reads the file under the same one. */
@@ -19,7 +25,11 @@ export interface DaemonOptions {
   maxRunning: number;
   retentionMs: number;
   maxQueuedPerUser: number;
+  maxQueuedTotal: number;
+  retainedPerUser: number;
+  retainedTotal: number;
   historyLimit: number;
+  historyMaxBytes: number;
   /** Every section of the config file, for the capabilities to read their own. */
   config: IniSection[];
 }
@@ -116,7 +126,27 @@ export function parseDaemonOptions(argv: string[], env = process.env): DaemonOpt
     ),
     retentionMs: positiveInt(daemon.get('retention_seconds'), 'retention_seconds', 600) * 1000,
     maxQueuedPerUser: positiveInt(daemon.get('max_queued_per_user'), 'max_queued_per_user', 64),
+    maxQueuedTotal: positiveInt(
+      daemon.get('max_queued_total'),
+      'max_queued_total',
+      DEFAULT_MAX_QUEUED_TOTAL,
+    ),
+    retainedPerUser: positiveInt(
+      daemon.get('retained_per_user'),
+      'retained_per_user',
+      DEFAULT_RETAINED_PER_USER,
+    ),
+    retainedTotal: positiveInt(
+      daemon.get('retained_total'),
+      'retained_total',
+      DEFAULT_RETAINED_TOTAL,
+    ),
     historyLimit: positiveInt(daemon.get('history_limit'), 'history_limit', DEFAULT_HISTORY_LIMIT),
+    historyMaxBytes: positiveInt(
+      daemon.get('history_max_bytes'),
+      'history_max_bytes',
+      DEFAULT_HISTORY_MAX_BYTES,
+    ),
     config,
   };
 }

@@ -1,6 +1,7 @@
 import { bind, type InterfaceSpec } from '../bus/interface';
 import { IFACE_PREFIX, ROOT_PATH } from '../bus/names';
 import type { ObjectServer } from '../bus/server';
+import { submitter } from '../tasks/dbus';
 import type { TaskManager } from '../tasks/manager';
 import { quickRandom, SLOW_KIND } from './random';
 
@@ -29,8 +30,8 @@ export const randomDataInterface: InterfaceSpec<RandomDataService> = {
       in: [['bits', 'i']],
       out: [['id', 's']],
       handler: async (svc, [bits], ctx) => {
-        const uid = await ctx.caller.uid();
-        return svc.manager.submit(SLOW_KIND, { bits: bits as number, paceMs: svc.paceMs }, uid).id;
+        const params = { bits: bits as number, paceMs: svc.paceMs };
+        return svc.manager.submit(SLOW_KIND, params, await submitter(ctx)).id;
       },
     },
   ],

@@ -3,9 +3,9 @@ import { bind, type InterfaceSpec } from '../bus/interface';
 import { IFACE_PREFIX, ROOT_PATH } from '../bus/names';
 import type { ObjectServer } from '../bus/server';
 import { unwrapDict } from '../bus/values';
-import { taskPath } from '../tasks/dbus';
+import { submitter, taskPath } from '../tasks/dbus';
 import type { TaskManager } from '../tasks/manager';
-import type { Json } from '../tasks/types';
+import type { Json, Submitter } from '../tasks/types';
 import type { RandomXEngine } from './engine';
 import { BATCH_KIND, BENCHMARK_KIND, SEARCH_KIND } from './kinds';
 import {
@@ -29,9 +29,9 @@ async function submit(
   svc: RandomXService,
   kind: string,
   params: Json,
-  uid: number,
+  owner: Submitter,
 ): Promise<string> {
-  return taskPath(svc.manager.submit(kind, params, uid).id);
+  return taskPath(svc.manager.submit(kind, params, owner).id);
 }
 
 export const randomXInterface: InterfaceSpec<RandomXService> = {
@@ -61,7 +61,7 @@ export const randomXInterface: InterfaceSpec<RandomXService> = {
       out: [['task', 'o']],
       handler: async (svc, [key, inputs, rawOptions], ctx) => {
         const params = batchArgs(key, inputs, unwrapDict(rawOptions), svc.engine);
-        return submit(svc, BATCH_KIND, batchToJson(params), await ctx.caller.uid());
+        return submit(svc, BATCH_KIND, batchToJson(params), await submitter(ctx));
       },
     },
     {
@@ -78,7 +78,7 @@ export const randomXInterface: InterfaceSpec<RandomXService> = {
       handler: async (svc, [key, blob, nonceOffset, difficulty, rawOptions], ctx) => {
         const options = unwrapDict(rawOptions);
         const params = searchArgs(key, blob, nonceOffset, difficulty, options, svc.engine);
-        return submit(svc, SEARCH_KIND, searchToJson(params), await ctx.caller.uid());
+        return submit(svc, SEARCH_KIND, searchToJson(params), await submitter(ctx));
       },
     },
     {
@@ -91,7 +91,7 @@ export const randomXInterface: InterfaceSpec<RandomXService> = {
       out: [['task', 'o']],
       handler: async (svc, [nonces, rawOptions], ctx) => {
         const params = benchmarkArgs(nonces, unwrapDict(rawOptions), svc.engine);
-        return submit(svc, BENCHMARK_KIND, benchmarkToJson(params), await ctx.caller.uid());
+        return submit(svc, BENCHMARK_KIND, benchmarkToJson(params), await submitter(ctx));
       },
     },
   ],

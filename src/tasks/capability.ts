@@ -5,8 +5,8 @@ import { exportTasks, taskInterface, taskManagerInterface } from './dbus';
 export const tasksCapability: CapabilityModule = {
   name: 'tasks',
   interfaces: [taskManagerInterface, taskInterface],
-  async setup({ server, tasks }) {
-    exportTasks(server, tasks);
+  async setup({ server, tasks, onPeerGone }) {
+    exportTasks(server, tasks, onPeerGone);
     return { name: 'tasks' };
   },
 };

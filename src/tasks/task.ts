@@ -1,8 +1,9 @@
 import { EventEmitter } from 'node:events';
 import { VigilError, ERROR_PREFIX, isVigilError, messageOf } from '../core/errors';
 import type { TypedDict } from '../core/typed';
-import type { TaskRecord } from './history';
+import type { TaskSummary } from './history';
 import { RateWindow } from './rate';
+import { smallResult } from './summary';
 import { FINAL_STATES, type Json, type TaskContext, type TaskKind, type TaskState } from './types';
 
 /** Progress traffic is batched to at most this many updates per second per task. */
@@ -36,14 +37,33 @@ export interface TaskEvents {
   checkpoint: [data: Json];
 }
 
+/**
+ * How a paused task gets a run slot back on Resume (a paused task gives its slot up):
+ * `reclaim` answers whether it may go on at once; if not, the manager has queued it and
+ * calls `proceed()` when a slot is free. Until then the job stays paused.
+ */
+export interface SlotGate {
+  reclaim(task: Task): boolean;
+}
+
+const ALWAYS_FREE: SlotGate = { reclaim: () => true };
+
 export interface TaskInit {
   id: string;
   kind: TaskKind;
   ownerUid: number;
+  /** The submitter is root or in the `vigil` group: served ahead of unprivileged queues. */
+  privileged?: boolean;
   params: Json;
   now: () => number;
   restoredCheckpoint?: Json;
   createdTime?: number;
+  gate?: SlotGate;
+}
+
+interface Waiter {
+  resolve: (r: TypedDict) => void;
+  reject: (e: Error) => void;
 }
 
 /**
@@ -55,7 +75,7 @@ export class Task extends EventEmitter<TaskEvents> {
   readonly id: string;
   readonly kind: TaskKind;
   readonly ownerUid: number;
-  readonly params: Json;
+  readonly privileged: boolean;
   readonly createdTime: number;
 
   state: TaskState = 'queued';
@@ -74,11 +94,19 @@ export class Task extends EventEmitter<TaskEvents> {
   checkpointData: Json | undefined;
 
   private readonly now: () => number;
+  private readonly gate: SlotGate;
+  /** The params, kept only until the task finishes (a batch's may be megabytes). */
+  private payload: Json | undefined;
+  /** The job has begun (so a `queued` task is one resumed and waiting for its slot back). */
+  private started = false;
+  /** The job must hold still: paused, or resumed and still waiting for a slot. */
+  private held = false;
+  private small: TypedDict | undefined;
   private readonly abort = new AbortController();
   private readonly rateWindow = new RateWindow();
   private readonly pauseListeners = new Set<(paused: boolean) => void>();
   private resumeWaiters: (() => void)[] = [];
-  private readonly waiters: { resolve: (r: TypedDict) => void; reject: (e: Error) => void }[] = [];
+  private readonly waiters = new Set<Waiter>();
   /** Progress when the current phase began, and the part of the whole that it fills. */
   private phaseBase = 0;
   private phaseShare = 1;
@@ -92,8 +120,10 @@ export class Task extends EventEmitter<TaskEvents> {
     this.id = init.id;
     this.kind = init.kind;
     this.ownerUid = init.ownerUid;
-    this.params = init.params;
+    this.privileged = init.privileged ?? false;
+    this.payload = init.params;
     this.now = init.now;
+    this.gate = init.gate ?? ALWAYS_FREE;
     this.createdTime = init.createdTime ?? init.now();
     this.checkpointData = init.restoredCheckpoint;
   }
@@ -110,9 +140,33 @@ export class Task extends EventEmitter<TaskEvents> {
     return FINAL_STATES.has(this.state);
   }
 
-  /** Rebuild a finished task from its record (e.g. one interrupted by a daemon crash). */
-  static fromRecord(r: TaskRecord, kind: TaskKind, now: () => number): Task {
-    const t = new Task({ id: r.id, kind, ownerUid: r.ownerUid, params: r.params, now });
+  /** The params it was submitted with; undefined once finished (they are not kept). */
+  get params(): Json | undefined {
+    return this.payload;
+  }
+
+  /** The result as everybody may see it (Task.Result, Finished): capped in size. */
+  get smallResult(): TypedDict {
+    this.small ??= smallResult(this.result);
+    return this.small;
+  }
+
+  /** Waiters still waiting (each a pending `Wait` call). */
+  get waiting(): number {
+    return this.waiters.size;
+  }
+
+  /** Rebuild a finished task from its summary (e.g. one interrupted by a daemon crash). */
+  static fromRecord(r: TaskSummary, kind: TaskKind, now: () => number): Task {
+    const t = new Task({
+      id: r.id,
+      kind,
+      ownerUid: r.ownerUid,
+      privileged: r.privileged,
+      params: null,
+      now,
+    });
+    t.payload = undefined;
     Object.assign(t, {
       state: r.state,
       progress: r.progress,
@@ -129,14 +183,15 @@ export class Task extends EventEmitter<TaskEvents> {
     return t;
   }
 
-  toRecord(): TaskRecord {
+  /** What the history keeps of it: no params, a small result. */
+  toSummary(): TaskSummary {
     return {
       id: this.id,
       kind: this.kind.name,
       ownerUid: this.ownerUid,
+      privileged: this.privileged,
       state: this.state,
-      params: this.params,
-      result: this.result,
+      result: this.smallResult,
       errorName: this.errorName,
       errorMessage: this.errorMessage,
       phase: this.phase,
@@ -146,7 +201,6 @@ export class Task extends EventEmitter<TaskEvents> {
       createdTime: this.createdTime,
       startTime: this.startTime,
       finishTime: this.finishTime,
-      checkpoint: this.checkpointData,
     };
   }
 
@@ -161,7 +215,7 @@ export class Task extends EventEmitter<TaskEvents> {
     }
     if (this.isFinal) throw this.wrongState('cancel');
     if (this.state === 'cancelling') return;
-    if (this.state === 'queued') {
+    if (this.state === 'queued' && !this.started) {
       // Abort too, so whatever the kind set up for the task (e.g. early input) is released.
       const reason = new VigilError('Cancelled', 'cancelled before it started');
       this.abort.abort(reason);
@@ -173,18 +227,34 @@ export class Task extends EventEmitter<TaskEvents> {
     this.wakePaused();
   }
 
+  /** Hold the job still and give the run slot up (the manager hands it to the next task). */
   pause(): void {
-    if (this.state !== 'running') throw this.wrongState('pause');
-    this.setState('paused');
+    const waitingForSlot = this.state === 'queued' && this.started;
+    if (this.state !== 'running' && !waitingForSlot) throw this.wrongState('pause');
     this.rateWindow.reset();
-    for (const l of this.pauseListeners) l(true);
+    this.hold();
+    this.setState('paused');
   }
 
+  /** Go on at once if a slot is free; otherwise wait `queued` (still held) for one. */
   resume(): void {
     if (this.state !== 'paused') throw this.wrongState('resume');
+    if (this.gate.reclaim(this)) this.proceed();
+    else this.setState('queued');
+  }
+
+  /** The manager granted a resumed task its slot: the job goes on. */
+  proceed(): void {
+    if (this.state !== 'queued' && this.state !== 'paused') return;
+    this.held = false;
     this.setState('running');
     this.wakePaused();
     for (const l of this.pauseListeners) l(false);
+  }
+
+  /** Whether the job has begun (a `queued` task that has is waiting for its slot back). */
+  get hasStarted(): boolean {
+    return this.started;
   }
 
   input(data: Record<string, unknown>): void {
@@ -195,24 +265,47 @@ export class Task extends EventEmitter<TaskEvents> {
     this.kind.input(this.context, data);
   }
 
-  /** Resolves with the result once the task completes; rejects with the task's error otherwise. */
-  wait(): Promise<TypedDict> {
+  /**
+   * Resolves with the result once the task completes; rejects with the task's error otherwise.
+   * An aborted `signal` (the waiting caller left the bus) drops the waiter, rejecting with
+   * the signal's reason.
+   */
+  wait(signal?: AbortSignal): Promise<TypedDict> {
     if (this.isFinal)
       return this.state === 'completed'
         ? Promise.resolve(this.result)
         : Promise.reject(this.error());
-    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+    if (signal?.aborted) return Promise.reject(signal.reason as Error);
+    return new Promise((resolve, reject) => {
+      const drop = (): void => {
+        this.waiters.delete(waiter);
+        reject(signal?.reason as Error);
+      };
+      const waiter: Waiter = {
+        resolve: (r) => {
+          signal?.removeEventListener('abort', drop);
+          resolve(r);
+        },
+        reject: (e) => {
+          signal?.removeEventListener('abort', drop);
+          reject(e);
+        },
+      };
+      this.waiters.add(waiter);
+      signal?.addEventListener('abort', drop, { once: true });
+    });
   }
 
   // ---- lifecycle, driven by the manager ----
 
   /** Run the job; settles when the task has reached a final state. */
   async start(): Promise<void> {
-    if (this.state !== 'queued') return;
+    if (this.state !== 'queued' || this.started) return;
+    this.started = true;
     this.startTime = this.now();
     this.setState('running', ['StartTime']);
     try {
-      const result = await this.kind.run(this.context, this.params as never);
+      const result = await this.kind.run(this.context, this.payload as never);
       if (this.cancelRequested() && !this.completedAnyway(result)) {
         this.finish('cancelled', {}, new VigilError('Cancelled', `task ${this.id} was cancelled`));
       } else {
@@ -250,7 +343,7 @@ export class Task extends EventEmitter<TaskEvents> {
     },
     signal: task.abort.signal,
     get paused() {
-      return task.state === 'paused';
+      return task.held;
     },
     pausePoint: () => task.pausePoint(),
     onPauseChange: (listener) => {
@@ -272,10 +365,16 @@ export class Task extends EventEmitter<TaskEvents> {
   }))(this);
 
   private async pausePoint(): Promise<void> {
-    while (this.state === 'paused' && !this.abort.signal.aborted) {
+    while (this.held && !this.abort.signal.aborted) {
       await new Promise<void>((resolve) => this.resumeWaiters.push(resolve));
     }
     if (this.abort.signal.aborted) throw this.abort.signal.reason;
+  }
+
+  private hold(): void {
+    if (this.held) return;
+    this.held = true;
+    for (const l of this.pauseListeners) l(true);
   }
 
   private wakePaused(): void {
@@ -389,6 +488,8 @@ export class Task extends EventEmitter<TaskEvents> {
   private finish(state: TaskState, result: TypedDict, error?: VigilError): void {
     if (this.isFinal) return;
     this.result = result;
+    this.small = undefined;
+    this.payload = undefined;
     this.finishTime = this.now();
     if (state === 'completed' && this.total > 0) {
       this.done = Math.max(this.done, this.total);
@@ -410,13 +511,16 @@ export class Task extends EventEmitter<TaskEvents> {
       'Rate',
       'ExpectedEndTime',
     ]);
-    this.emit('finished', state, result);
-    const waiters = this.waiters.splice(0);
+    // Waiters first: their replies go out after this turn anyway, and nothing a listener
+    // of `finished` does can leave them hanging.
+    const waiters = [...this.waiters];
+    this.waiters.clear();
     for (const w of waiters) {
       if (state === 'completed') w.resolve(result);
       else w.reject(this.error());
     }
     this.pauseListeners.clear();
+    this.emit('finished', state, result);
   }
 
   /** A method, not a field read, so TypeScript does not narrow `state` across awaits. */

@@ -17,6 +17,15 @@ export const FINAL_STATES: ReadonlySet<TaskState> = new Set([
   'interrupted',
 ]);
 
+/**
+ * Who submits a task. Privileged owners (root, the daemon's own user, the `vigil` group: what
+ * the object server's `caller.privileged()` says) are served before unprivileged queues.
+ */
+export interface Submitter {
+  readonly uid: number;
+  readonly privileged: boolean;
+}
+
 /** Plain JSON data: task parameters, live input and checkpoints are stored as JSON. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -28,11 +37,17 @@ export interface TaskContext {
   readonly id: string;
   /** Aborted when the task is cancelled (or the daemon shuts down); stop work promptly. */
   readonly signal: AbortSignal;
-  /** True while paused. Long loops call `pausePoint()`; pool-based jobs listen to `onPauseChange`. */
+  /**
+   * True while the job must hold still: paused, or resumed but still waiting for a run slot.
+   * Long loops call `pausePoint()`; pool-based jobs listen to `onPauseChange`.
+   */
   readonly paused: boolean;
   /** Resolves at once unless paused (then when resumed); rejects with Cancelled once cancelled. */
   pausePoint(): Promise<void>;
-  /** Called with true on Pause and false on Resume. Returns an unsubscribe function. */
+  /**
+   * Called with true on Pause and false once the job may go on (Resume, and a run slot is
+   * free: a paused task gives its slot up). Returns an unsubscribe function.
+   */
   onPauseChange(listener: (paused: boolean) => void): () => void;
   /** Work done so far (monotonic; smaller values are ignored) and, optionally, a new total. */
   progress(done: number | bigint, total?: number | bigint): void;
@@ -63,7 +78,8 @@ export interface TaskKind<P extends Json = Json> {
   input?(ctx: TaskContext, data: Record<string, unknown>): void;
   /**
    * When true, a task of this kind that was running when the daemon died is started again
-   * under the same id from its last checkpoint, instead of being marked interrupted.
+   * under the same id from its last checkpoint, instead of being marked interrupted. Only
+   * these kinds have their params written to the history (until they finish).
    */
   readonly resumable?: boolean;
   /** Validate params before the task is queued; throw VigilError('InvalidArgument'). */

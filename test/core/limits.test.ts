@@ -1,6 +1,7 @@
 /**
- * A reply bigger than the bus accepts must be refused by vigil: dbus-daemon drops a connection
- * that sends one, which would take the whole daemon off the bus.
+ * Heavy history: results far bigger than the bus takes in one message. Lists carry summaries
+ * (small results, under a byte budget), so they always fit; the full result is one GetTask
+ * away for its owner.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -8,8 +9,9 @@ import path from 'node:path';
 import { openStateDatabase } from '../../src/core/database';
 import { typed } from '../../src/core/typed';
 import { TaskHistory } from '../../src/tasks/history';
+import { smallResult } from '../../src/tasks/summary';
 import { startPrivateBus, type PrivateBus } from '../helpers/bus';
-import { IFACE, ROOT, TestClient } from '../helpers/client';
+import { IFACE, plain, ROOT, TestClient } from '../helpers/client';
 import { startDaemon, tempStateDir, type DaemonProcess } from '../helpers/daemon';
 
 let bus: PrivateBus;
@@ -43,13 +45,17 @@ beforeAll(async () => {
   const db = openStateDatabase(stateDir);
   const history = new TaskHistory(db);
   for (let i = 0; i < 20; i++) {
-    history.save({
+    const result = {
+      hashes: typed.aay([Buffer.alloc(2 * 1024 * 1024, i)]),
+      mode: typed.s('light'),
+    };
+    const summary = {
       id: `big${i}`,
       kind: 'randomx-batch',
       ownerUid: 0,
-      state: 'completed',
-      params: {},
-      result: { hashes: typed.aay([Buffer.alloc(2 * 1024 * 1024, i)]) },
+      privileged: true,
+      state: 'completed' as const,
+      result: smallResult(result),
       errorName: '',
       errorMessage: '',
       phase: 'hashing',
@@ -59,8 +65,9 @@ beforeAll(async () => {
       createdTime: 1000 + i,
       startTime: 1000 + i,
       finishTime: 2000 + i,
-      checkpoint: undefined,
-    });
+    };
+    history.insert(summary);
+    history.save(summary, result);
   }
   db.close();
   daemon = await startDaemon(bus.address, { stateDir });
@@ -73,23 +80,27 @@ afterAll(async () => {
   await bus?.stop();
 });
 
-test('a reply over the bus message limit is LimitExceeded, and vigil stays on the bus', async () => {
-  const error = await client.callError(
+test('GetHistory(0) over results bigger than a message answers summaries; GetTask has the full result', async () => {
+  const [all] = (await client.call(
     `${ROOT}/Tasks`,
     `${IFACE}TaskManager`,
     'GetHistory',
     'u',
     [0],
-  );
-  expect(error.type).toBe(`${IFACE}Error.LimitExceeded`);
-  // Asking for less works, on the same connection of the same daemon.
-  const [few] = (await client.call(
-    `${ROOT}/Tasks`,
-    `${IFACE}TaskManager`,
-    'GetHistory',
-    'u',
-    [2],
   )) as [unknown[]];
-  expect(few).toHaveLength(2);
+  expect(all).toHaveLength(20);
+  for (const entry of all.map((e) => plain(e) as { Result: Record<string, unknown> })) {
+    expect(entry.Result).toEqual({ mode: 'light', omitted: ['hashes'] });
+  }
+  const [task] = (await client.call(`${ROOT}/Tasks`, `${IFACE}TaskManager`, 'GetTask', 's', [
+    'big7',
+  ])) as [unknown];
+  const full = plain(task) as { Result: { hashes: Buffer[] }; OnBus: boolean };
+  expect(full.OnBus).toBe(false);
+  expect(full.Result.hashes[0].equals(Buffer.alloc(2 * 1024 * 1024, 7))).toBe(true);
+  const unknown = await client.callError(`${ROOT}/Tasks`, `${IFACE}TaskManager`, 'GetTask', 's', [
+    'nosuchtask',
+  ]);
+  expect(unknown.type).toBe(`${IFACE}Error.NotFound`);
   expect(daemon.child.exitCode).toBeNull();
 });

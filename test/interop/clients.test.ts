@@ -342,8 +342,8 @@ describe('Properties.Set is refused on every read-only property, and the value s
     return refused;
   }
 
-  test('Daemon: Version and StartTime', async () => {
-    expect(await refuseEverySet(ROOT, `${IFACE}Daemon`)).toBe(2);
+  test('Daemon: Version, StartTime and Degraded', async () => {
+    expect(await refuseEverySet(ROOT, `${IFACE}Daemon`)).toBe(3);
   });
 
   test('TaskManager: Running, Queued and MaxRunning', async () => {
