@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Message } from '@particle/dbus-next';
+import type { Message } from '../src/bus/wire/message';
 import {
   HEADER_BYTES,
   datasetFileName,

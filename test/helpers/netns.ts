@@ -159,6 +159,20 @@ export class Lan {
     return child;
   }
 
+  /** The MAC a node's kernel has for `ip` on eth0 (ARP or NDP), or '' while it has none. */
+  neighbour(nodeName: string, ip: string): string {
+    const out = this.exec(nodeName, 'ip', [
+      ip.includes(':') ? '-6' : '-4',
+      'neigh',
+      'show',
+      'to',
+      ip,
+      'dev',
+      'eth0',
+    ]);
+    return /lladdr ([0-9a-f:]{17})/.exec(out)?.[1] ?? '';
+  }
+
   /** Forget the kernel's neighbour entries of a node, so its next packet ARPs again. */
   flushNeighbours(nodeName: string): void {
     ip(['neigh', 'flush', 'dev', 'eth0'], this.node(nodeName).netns);
