@@ -453,6 +453,8 @@ export class KeyResources {
       workers,
     );
     const results = await build.settled<LoadDatasetReply>();
+    // Workers stopped by a shutdown say nothing about the file: keep it.
+    if (this.closed) throw cancelled();
     const failure = results.find((r) => r.status === 'rejected');
     const corrupt = results.find((r) => r.status === 'fulfilled' && r.value.corrupt);
     let reason: string | undefined;
