@@ -243,7 +243,7 @@ export class WolService extends EventEmitter<ServiceEvents> {
     }
     // A previous run that died while proxying left addresses pointing at this machine.
     this.unreturnedClaims = this.store?.loadClaims() ?? [];
-    this.returnClaims();
+    this.returnClaims(true);
     this.emit('changed', ['Available', 'Interfaces']);
     this.syncTimer();
     this.tick();
@@ -285,13 +285,17 @@ export class WolService extends EventEmitter<ServiceEvents> {
     );
   }
 
-  /** Hand back what a previous run took over, on every interface that can send now. */
-  private returnClaims(): void {
+  /**
+   * Hand back what a previous run took over, on every interface that can send now; the rest
+   * waits for a capture on its interface (said once, at start).
+   */
+  private returnClaims(atStart = false): void {
     if (this.unreturnedClaims.length === 0) return;
     const ready = this.unreturnedClaims.filter((c) => this.captures.has(c.interface));
     const waiting = this.unreturnedClaims.filter((c) => !this.captures.has(c.interface));
     const left = this.watcher.recoverClaims(ready);
     this.unreturnedClaims = [...waiting, ...left];
+    if (!atStart) return;
     for (const c of this.unreturnedClaims) {
       this.log.warning(
         `Wake-on-LAN: cannot hand ${c.address} back to ${c.hostName} yet: no capture on ${c.interface}`,
