@@ -70,6 +70,7 @@ export const wakeOnLanInterface: InterfaceSpec<WolService> = {
       // MAC) tried to reach which host, and when. LastWakeReason stays public on each Host.
       name: 'GetWakeHistory',
       access: 'privileged',
+      heavy: true,
       in: [['limit', 'u']],
       out: [['wakes', 'aa{sv}']],
       handler: (svc, [limit]) => {

@@ -1,6 +1,5 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { Message } from '@particle/dbus-next';
 import { startPrivateBus, type PrivateBus } from '../helpers/bus';
 import { IFACE, plain, ROOT, TestClient } from '../helpers/client';
 import { startDaemon, tempStateDir } from '../helpers/daemon';
@@ -62,16 +61,7 @@ test('SIGTERM exits 0 within 5 s, records the running task and releases the name
   const started = Date.now();
   expect(await daemon.stop()).toBe(0);
   expect(Date.now() - started).toBeLessThan(5000);
-  const [owned] = (await client.bus.call(
-    new Message({
-      destination: 'org.freedesktop.DBus',
-      path: '/org/freedesktop/DBus',
-      interface: 'org.freedesktop.DBus',
-      member: 'NameHasOwner',
-      signature: 's',
-      body: ['org.vigil.Vigil1'],
-    }),
-  ))!.body as [boolean];
+  const [owned] = (await client.busCall('NameHasOwner', 's', ['org.vigil.Vigil1'])) as [boolean];
   expect(owned).toBe(false);
   const again = await startDaemon(bus.address, { stateDir });
   try {

@@ -2,7 +2,7 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Message } from '@particle/dbus-next';
+import type { Message } from '../../src/bus/wire/message';
 import { startPrivateBus, type PrivateBus } from '../helpers/bus';
 import { plain, TestClient, variant, type SignalLog } from '../helpers/client';
 import { Lan, linkLocal } from '../helpers/netns';
