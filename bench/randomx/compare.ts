@@ -45,10 +45,10 @@ interface Run {
   cost?: ProgressCost;
 }
 
-function buildReference(): string {
+function buildReference(source: string): string {
   fs.mkdirSync(OUT, { recursive: true });
   const binary = path.join(OUT, 'rxref');
-  execFileSync('cc', ['-O2', '-o', binary, REFERENCE_SOURCE, '-lrandomx', '-lpthread']);
+  execFileSync('cc', ['-O2', '-o', binary, source, '-lrandomx', '-lpthread']);
   return binary;
 }
 
@@ -199,6 +199,8 @@ async function main(): Promise<void> {
       'fast-nonces': { type: 'string', default: '4000' },
       'fast-reps': { type: 'string', default: '2' },
       'no-fast': { type: 'boolean', default: false },
+      // Beside the repository as /work/main sits beside /work/shared; elsewhere, name it.
+      reference: { type: 'string', default: REFERENCE_SOURCE },
     },
   });
   const reps = Number(values.reps);
@@ -207,7 +209,7 @@ async function main(): Promise<void> {
   const fastNonces = Number(values['fast-nonces']);
   const fastReps = Number(values['fast-reps']);
 
-  const reference = buildReference();
+  const reference = buildReference(values.reference);
   const bus = await startPrivateBus();
   // No dataset cache: every fast run builds, like the reference (bench/randomx/datasets.ts measures the cache).
   const config = randomxConfig(tempDir('vigil-bench-'), [

@@ -154,9 +154,11 @@ export class KeyResources {
       this.sweep();
     });
     try {
+      // A dataset loaded from its file needs the cache only to be verified: the load starts
+      // while the cache is still being built (a warm start is shorter by the cache's time).
+      if (mode === 'fast') await this.ensureDataset(resource, threads, hooks);
       await resource.cacheReady;
       if (hooks?.signal.aborted) throw cancelled();
-      if (mode === 'fast') await this.ensureDataset(resource, threads, hooks);
     } catch (e) {
       release();
       throw e;
@@ -264,6 +266,8 @@ export class KeyResources {
       resource = new KeyResource(++this.serials, Buffer.from(key));
       this.resources.set(hex, resource);
       resource.cacheReady = this.buildCache(resource, cachePool);
+      // Awaited later by each user (a load awaits it only to verify): never unhandled.
+      resource.cacheReady.catch(() => {});
     }
     return resource;
   }
@@ -397,6 +401,7 @@ export class KeyResources {
     workers: number,
     pool: WorkerPool,
   ): Promise<void> {
+    await resource.cacheReady;
     build.run(
       pool,
       {
@@ -462,7 +467,10 @@ export class KeyResources {
       reason = `cannot be read (${messageOf((failure as PromiseRejectedResult).reason)})`;
     else if (corrupt) reason = (corrupt as PromiseFulfilledResult<LoadDatasetReply>).value.corrupt;
     else if (Atomics.load(build.progress, 0) !== build.items) throw cancelled();
-    else reason = await this.verify(resource, build.items, pool);
+    else {
+      await resource.cacheReady;
+      reason = await this.verify(resource, build.items, pool);
+    }
     if (reason === undefined) return true;
     store.discard(file, reason);
     build.restart();
