@@ -154,11 +154,12 @@ export class KeyResources {
       this.sweep();
     });
     try {
-      // A dataset loaded from its file needs the cache only to be verified: the load starts
-      // while the cache is still being built (a warm start is shorter by the cache's time).
-      if (mode === 'fast') await this.ensureDataset(resource, threads, hooks);
+      // The cache first, even for a dataset loaded from its file (which needs the cache only
+      // to be verified): allocated in this order, a dataset that does not fit the address
+      // space fails its own allocation, rather than leave the cache and the threads nothing.
       await resource.cacheReady;
       if (hooks?.signal.aborted) throw cancelled();
+      if (mode === 'fast') await this.ensureDataset(resource, threads, hooks);
     } catch (e) {
       release();
       throw e;
