@@ -10,8 +10,8 @@ import { openStateDatabase } from '../../src/core/database';
 import { typed } from '../../src/core/typed';
 import { TaskHistory, type TaskSummary } from '../../src/tasks/history';
 import { smallResult } from '../../src/tasks/summary';
-import { startPrivateBus, type PrivateBus } from '../helpers/bus';
-import { IFACE, plain, ROOT, TestClient } from '../helpers/client';
+import { IFACE, plain, ROOT } from '../helpers/client';
+import { useBus } from '../helpers/fixture';
 import { startDaemon, tempStateDir } from '../helpers/daemon';
 
 const FIXTURE = path.resolve(__dirname, '../../../test/fixtures/history-v0.sql');
@@ -28,20 +28,9 @@ const V0 = {
   search: 'bb5652668361',
 };
 
-let bus: PrivateBus;
-let client: TestClient;
-
-beforeAll(async () => {
-  bus = await startPrivateBus();
-  client = await TestClient.connect(bus.address);
-});
-
-afterAll(async () => {
-  client?.close();
-  await bus?.stop();
-});
-
 /** A state directory holding the schema-0 fixture plus one batch row with 4 MiB of params. */
+const fx = useBus();
+
 function schema0StateDir(): string {
   const dir = tempStateDir();
   const db = new Database(path.join(dir, 'vigil.db'));
@@ -68,10 +57,10 @@ test('a schema-0 database is migrated: summaries, results, the search resumed, s
   const stateDir = schema0StateDir();
   const before = dbBytes(stateDir);
   expect(before).toBeGreaterThan(8 * 1024 * 1024);
-  const daemon = await startDaemon(bus.address, { stateDir });
+  const daemon = await startDaemon(fx.bus.address, { stateDir });
   try {
     expect(daemon.output()).toMatch(/task history in .*vigil\.db: 6 tasks migrated to schema 1/);
-    const [history] = (await client.call(TASKS, TM, 'GetHistory', 'u', [0])) as [unknown[]];
+    const [history] = (await fx.client.call(TASKS, TM, 'GetHistory', 'u', [0])) as [unknown[]];
     const records = Object.fromEntries(
       history.map((h) => plain(h) as { Id: string }).map((r) => [r.Id, r]),
     );
@@ -83,19 +72,19 @@ test('a schema-0 database is migrated: summaries, results, the search resumed, s
     expect(records[V0.interrupted]).toMatchObject({ State: 'interrupted' });
     expect(records.b16b16b16b16).toMatchObject({ State: 'completed', Result: { mode: 'light' } });
     // The batch's result survived, and is RandomX's own answer for its first input.
-    const [batch] = (await client.call(TASKS, TM, 'GetTask', 's', [V0.batch])) as [unknown];
+    const [batch] = (await fx.client.call(TASKS, TM, 'GetTask', 's', [V0.batch])) as [unknown];
     const hashes = (plain(batch) as { Result: { hashes: Buffer[] } }).Result.hashes;
     expect(hashes).toHaveLength(4);
-    const [hash] = (await client.call(`${ROOT}/RandomX`, `${IFACE}RandomX`, 'Hash', 'ayay', [
+    const [hash] = (await fx.client.call(`${ROOT}/RandomX`, `${IFACE}RandomX`, 'Hash', 'ayay', [
       KEY,
       Buffer.from([1]),
     ])) as [Buffer];
     expect(hashes[0].equals(hash)).toBe(true);
     // The search that was running resumed under its id (from its checkpoint).
     const search = `${TASKS}/${V0.search}`;
-    expect(['queued', 'running']).toContain(await client.get(search, TASK, 'State'));
-    await client.call(search, TASK, 'Cancel');
-    const err = await client.callError(search, TASK, 'Wait');
+    expect(['queued', 'running']).toContain(await fx.client.get(search, TASK, 'State'));
+    await fx.client.call(search, TASK, 'Cancel');
+    const err = await fx.client.callError(search, TASK, 'Wait');
     expect(err.type).toBe(`${IFACE}Error.Cancelled`);
   } finally {
     await daemon.stop();
@@ -125,7 +114,7 @@ test('a database of a newer schema is refused with exit 4, its history untouched
   new TaskHistory(db);
   db.prepare("UPDATE vigil_meta SET value = '2' WHERE key = 'tasks_schema_version'").run();
   db.close();
-  const d = await startDaemon(bus.address, { stateDir, noWait: true });
+  const d = await startDaemon(fx.bus.address, { stateDir, noWait: true });
   expect(await d.exited).toBe(4);
   expect(d.output()).toMatch(/holds task history schema 2, newer than this vigil's 1/);
   const after = new Database(path.join(stateDir, 'vigil.db'), { readonly: true });

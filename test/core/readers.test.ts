@@ -8,10 +8,9 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { startPrivateBus, type PrivateBus } from '../helpers/bus';
-import { IFACE, plain, ROOT, TestClient } from '../helpers/client';
+import { IFACE, plain, ROOT } from '../helpers/client';
 import { startDaemon, tempStateDir, type DaemonProcess } from '../helpers/daemon';
-import { MULTIUSER_BUS_CONFIG } from '../helpers/fixture';
+import { MULTIUSER_BUS_CONFIG, useBus } from '../helpers/fixture';
 import { CtlProcess, isolatedEnv, runCtl } from '../cli/run';
 
 const run = promisify(execFile);
@@ -21,18 +20,7 @@ const TM = `${IFACE}TaskManager`;
 const TASK = `${IFACE}Task`;
 const NOBODY = 65534;
 
-let bus: PrivateBus;
-let client: TestClient;
-
-beforeAll(async () => {
-  bus = await startPrivateBus(MULTIUSER_BUS_CONFIG);
-  client = await TestClient.connect(bus.address);
-});
-
-afterAll(async () => {
-  client?.close();
-  await bus?.stop();
-});
+const fx = useBus(MULTIUSER_BUS_CONFIG);
 
 interface Driven {
   ids: string[];
@@ -45,7 +33,7 @@ async function hashBatches(
   bytes: number,
   complete: number,
 ): Promise<Driven> {
-  const args = [DRIVER, bus.address, jobs, inputs, bytes, complete].map(String);
+  const args = [DRIVER, fx.bus.address, jobs, inputs, bytes, complete].map(String);
   const { stdout } = await run('/usr/bin/python3', args, { maxBuffer: 1 << 20 });
   return JSON.parse(stdout) as Driven;
 }
@@ -54,7 +42,7 @@ async function daemonWith(config: string): Promise<DaemonProcess> {
   const stateDir = tempStateDir();
   const file = path.join(stateDir, 'vigil.conf');
   fs.writeFileSync(file, `[daemon]\nmax_running = 1\n${config}[randomx]\nthreads = 2\n`);
-  return startDaemon(bus.address, { stateDir, args: ['--config', file] });
+  return startDaemon(fx.bus.address, { stateDir, args: ['--config', file] });
 }
 
 const dbFileBytes = (dir: string): number => fs.statSync(path.join(dir, 'vigil.db')).size;
@@ -66,7 +54,7 @@ test('the byte budget holds under 50 HashBatch jobs of 4 MiB', async () => {
   try {
     driven = await hashBatches(50, 64, 65536, 2);
     expect(driven.ids).toHaveLength(50);
-    const [history] = (await client.call(TASKS, TM, 'GetHistory', 'u', [0])) as [unknown[]];
+    const [history] = (await fx.client.call(TASKS, TM, 'GetHistory', 'u', [0])) as [unknown[]];
     const ids = history.map((h) => (plain(h) as { Id: string }).Id);
     // The newest are kept (the row count and the byte budget both prune).
     expect(ids.length).toBeLessThanOrEqual(30);
@@ -101,7 +89,7 @@ describe('another user reading big tasks', () => {
   const asNobody = async (args: string[]): Promise<string> => {
     const { stdout } = await run(
       'gdbus',
-      ['call', '-a', bus.address, '-d', 'org.vigil.Vigil1', ...args],
+      ['call', '-a', fx.bus.address, '-d', 'org.vigil.Vigil1', ...args],
       { uid: NOBODY, gid: NOBODY, maxBuffer: 64 << 20 },
     );
     return stdout;
@@ -116,7 +104,7 @@ describe('another user reading big tasks', () => {
     for (const id of [...driven.ids, ...big]) expect(reply).toContain(`'${id}'`);
     // The big results are named, not given.
     expect(reply).toContain("'omitted': <['hashes']>");
-    const [history] = (await client.call(TASKS, TM, 'GetHistory', 'u', [0])) as [unknown[]];
+    const [history] = (await fx.client.call(TASKS, TM, 'GetHistory', 'u', [0])) as [unknown[]];
     for (const entry of history.map((h) => plain(h) as { Id: string; Result: object })) {
       if (big.includes(entry.Id)) {
         expect(entry.Result).toMatchObject({ mode: 'light', omitted: ['hashes'] });
@@ -126,14 +114,14 @@ describe('another user reading big tasks', () => {
 
   test('the full result is for the owner: Wait and GetTask; others get the summary', async () => {
     const id = big[0];
-    const [mine] = (await client.call(TASKS, TM, 'GetTask', 's', [id])) as [unknown];
+    const [mine] = (await fx.client.call(TASKS, TM, 'GetTask', 's', [id])) as [unknown];
     const full = plain(mine) as { Result: { hashes: Buffer[] }; OnBus: boolean; OwnerUid: number };
     expect(full).toMatchObject({ OnBus: true, OwnerUid: 0 });
     expect(full.Result.hashes).toHaveLength(160);
-    const [waited] = (await client.call(`${TASKS}/${id}`, TASK, 'Wait')) as [unknown];
+    const [waited] = (await fx.client.call(`${TASKS}/${id}`, TASK, 'Wait')) as [unknown];
     expect((plain(waited) as { hashes: Buffer[] }).hashes).toHaveLength(160);
     // The Task object everybody sees carries the summary.
-    expect(plain(await client.get(`${TASKS}/${id}`, TASK, 'Result'))).toMatchObject({
+    expect(plain(await fx.client.get(`${TASKS}/${id}`, TASK, 'Result'))).toMatchObject({
       omitted: ['hashes'],
     });
     const theirs = await asNobody(['-o', TASKS, '-m', `${TM}.GetTask`, id]);
@@ -141,12 +129,12 @@ describe('another user reading big tasks', () => {
     expect(theirs).not.toContain("'hashes': <");
     const waitedByNobody = await asNobody(['-o', `${TASKS}/${id}`, '-m', `${TASK}.Wait`]);
     expect(waitedByNobody).toContain("'omitted': <['hashes']>");
-    const unknown = await client.callError(TASKS, TM, 'GetTask', 's', ['0123456789ab']);
+    const unknown = await fx.client.callError(TASKS, TM, 'GetTask', 's', ['0123456789ab']);
     expect(unknown.type).toBe(`${IFACE}Error.NotFound`);
   });
 
   test('vigilctl watch and tasks with big tasks on the bus', async () => {
-    const watch = new CtlProcess(['--bus', bus.address, 'watch'], isolatedEnv());
+    const watch = new CtlProcess(['--bus', fx.bus.address, 'watch'], isolatedEnv());
     await watch.until((p) => p.stderr.includes('watching'), 'ready line');
     for (const id of big) expect(watch.stdout).toContain(`+ task ${id} randomx-batch completed`);
     const [one] = (await hashBatches(1, 160, 64, 1)).completed;
@@ -155,11 +143,11 @@ describe('another user reading big tasks', () => {
       'finished line',
     );
     expect(await watch.kill('SIGINT')).toBe(0);
-    const tasks = await runCtl(['--bus', bus.address, '--json', 'tasks'], isolatedEnv());
+    const tasks = await runCtl(['--bus', fx.bus.address, '--json', 'tasks'], isolatedEnv());
     expect(tasks.code).toBe(0);
     const listed = JSON.parse(tasks.stdout) as { Id: string }[];
     expect(listed.map((t) => t.Id)).toEqual(expect.arrayContaining([...big, one]));
-    const [objects] = await client.call(
+    const [objects] = await fx.client.call(
       ROOT,
       'org.freedesktop.DBus.ObjectManager',
       'GetManagedObjects',

@@ -49,3 +49,29 @@ export function useDaemon(
     },
   };
 }
+
+/** One private bus and one raw client for the whole test file (tests start their own vigild). */
+export function useBus(busConfig?: string): {
+  readonly bus: PrivateBus;
+  readonly client: TestClient;
+} {
+  const fx: { bus?: PrivateBus; client?: TestClient } = {};
+  beforeAll(async () => {
+    fx.bus = await startPrivateBus(busConfig);
+    fx.client = await TestClient.connect(fx.bus.address);
+  });
+  afterAll(async () => {
+    fx.client?.close();
+    await fx.bus?.stop();
+  });
+  return {
+    get bus() {
+      if (!fx.bus) throw new Error('the test bus is not started yet');
+      return fx.bus;
+    },
+    get client() {
+      if (!fx.client) throw new Error('the test client is not started yet');
+      return fx.client;
+    },
+  };
+}
