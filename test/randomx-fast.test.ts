@@ -3,7 +3,7 @@
  * cores), reported as its own phase, then the vectors and agreement with light mode.
  */
 import { randomBytes } from 'node:crypto';
-import type { Message } from '@particle/dbus-next';
+import type { Message } from '../src/bus/wire/message';
 import { native } from '../src/randomx/native';
 import { meetsDifficulty } from '../src/randomx/validate';
 import { startPrivateBus, type PrivateBus } from './helpers/bus';

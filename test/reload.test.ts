@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Message } from '@particle/dbus-next';
+import type { Message } from '../src/bus/wire/message';
 import { startPrivateBus, type PrivateBus } from './helpers/bus';
 import { IFACE, ROOT, TestClient, variant, type SignalLog } from './helpers/client';
 import { startDaemon, type DaemonProcess } from './helpers/daemon';

@@ -4,9 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import * as dbus from '@particle/dbus-next';
-import { Message, type MessageBus } from '@particle/dbus-next';
-import { addMatch } from '../../src/bus/connection';
+import { BusConnection, watchNameOwner } from '../../src/bus/connection';
 import { startPrivateBus, type PrivateBus } from '../../test/helpers/bus';
 
 /**
@@ -69,28 +67,16 @@ const SERVICES: Service[] = [
   },
 ];
 
-async function connect(address: string): Promise<MessageBus> {
-  const bus = dbus.sessionBus({ busAddress: address });
-  await new Promise<void>((resolve, reject) => {
-    bus.once('connect', () => resolve());
-    bus.once('error', reject);
-  });
-  return bus;
+function connect(address: string): Promise<BusConnection> {
+  return BusConnection.open(address);
 }
 
 /** Resolves with the monotonic time (ns) at which NAME gets an owner on `watcher`'s bus. */
-async function nameOwned(watcher: MessageBus): Promise<() => Promise<bigint>> {
-  await addMatch(
-    watcher,
-    `type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged',arg0='${NAME}'`,
-  );
-  const owned = new Promise<bigint>((resolve) => {
-    const onMessage = (m: Message): void => {
-      if (m.member !== 'NameOwnerChanged' || m.body[0] !== NAME || m.body[2] === '') return;
-      watcher.removeListener('message', onMessage);
-      resolve(process.hrtime.bigint());
-    };
-    watcher.on('message', onMessage);
+async function nameOwned(watcher: BusConnection): Promise<() => Promise<bigint>> {
+  let resolveOwned: (t: bigint) => void = () => undefined;
+  const owned = new Promise<bigint>((resolve) => (resolveOwned = resolve));
+  await watchNameOwner(watcher, NAME, (owner) => {
+    if (owner !== '') resolveOwned(process.hrtime.bigint());
   });
   return () => owned;
 }
@@ -99,7 +85,7 @@ async function nameOwned(watcher: MessageBus): Promise<() => Promise<bigint>> {
 async function launch(
   service: Service,
   address: string,
-  watcher: MessageBus,
+  watcher: BusConnection,
 ): Promise<{ child: ChildProcess; ms: number }> {
   const owned = await nameOwned(watcher);
   const t0 = process.hrtime.bigint();
@@ -121,17 +107,15 @@ async function stop(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-function quickCall(bus: MessageBus): Promise<unknown> {
-  return bus.call(
-    new Message({
-      destination: NAME,
-      path: RD,
-      interface: RD_IFACE,
-      member: 'quick',
-      signature: 'i',
-      body: [16],
-    }),
-  );
+function quickCall(bus: BusConnection): Promise<unknown> {
+  return bus.call({
+    destination: NAME,
+    path: RD,
+    interface: RD_IFACE,
+    member: 'quick',
+    signature: 'i',
+    body: [16],
+  });
 }
 
 interface Throughput {
@@ -169,7 +153,7 @@ class Rounds {
 
 /** `calls` quick(16) calls from `inFlight` concurrent loops on one connection. */
 async function quickRun(
-  bus: MessageBus,
+  bus: BusConnection,
   calls: number,
   inFlight: number,
   into?: Rounds,
@@ -268,9 +252,9 @@ interface Options {
 interface Running {
   service: Service;
   bus: PrivateBus;
-  watcher: MessageBus;
+  watcher: BusConnection;
   child: ChildProcess;
-  client: MessageBus;
+  client: BusConnection;
 }
 
 async function bringUp(service: Service): Promise<Running> {
@@ -282,8 +266,8 @@ async function bringUp(service: Service): Promise<Running> {
 }
 
 async function tearDown(r: Running): Promise<void> {
-  r.client.disconnect();
-  r.watcher.disconnect();
+  r.client.close();
+  r.watcher.close();
   await stop(r.child);
   await r.bus.stop();
 }
@@ -335,7 +319,7 @@ async function measureAll(opts: Options): Promise<Result[]> {
         }
       }
     } finally {
-      for (const w of watchers) w.disconnect();
+      for (const w of watchers) w.close();
       for (const b of buses) await b.stop();
     }
     return SERVICES.map((service, i) => {

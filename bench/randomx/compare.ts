@@ -14,7 +14,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startPrivateBus } from '../../test/helpers/bus';
-import { Message } from '@particle/dbus-next';
 import { TestClient, plain, variant } from '../../test/helpers/client';
 import {
   RX_IFACE,
@@ -115,17 +114,8 @@ function cpuSeconds(pid: number, tid?: number): number {
 
 /** The dbus-daemon's own pid, as the bus reports it for its driver name. */
 async function busPid(client: TestClient): Promise<number> {
-  const reply = await client.bus.call(
-    new Message({
-      destination: 'org.freedesktop.DBus',
-      path: '/org/freedesktop/DBus',
-      interface: 'org.freedesktop.DBus',
-      member: 'GetConnectionUnixProcessID',
-      signature: 's',
-      body: ['org.freedesktop.DBus'],
-    }),
-  );
-  return reply?.body[0] as number;
+  const [pid] = await client.busCall('GetConnectionUnixProcessID', 's', ['org.freedesktop.DBus']);
+  return pid as number;
 }
 
 /**

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Lan } from '../../test/helpers/netns';
-import { until } from '../../test/wol/vigil-process';
+import { capture } from '../../test/wol/pcap';
 
 export const MAC = {
   watcher: '02:00:00:00:01:01',
@@ -39,24 +39,7 @@ export function writeConfig(dir: string, cooldown: number, timeout: number): str
 
 /** tcpdump on the sleeper's wire, delivering each frame at once (no buffering delay). */
 export async function captureOnSleeper(lan: Lan, file: string): Promise<ChildProcess> {
-  const dump = lan.spawn('sleeper', 'tcpdump', [
-    '-i',
-    'eth0',
-    '-n',
-    '--immediate-mode',
-    '-U',
-    '-w',
-    file,
-    'arp or udp port 9',
-  ]);
-  let err = '';
-  dump.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-  await until(
-    () => err.includes('listening on'),
-    10000,
-    () => `tcpdump: ${err}`,
-  );
-  return dump;
+  return capture(lan, 'sleeper', file, 'arp or udp port 9');
 }
 
 export async function stopProcess(

@@ -1,7 +1,9 @@
 /**
  * The daemon under ARP load: its CPU use and the latency of RandomData.quick over D-Bus while
  * 10,000 ARP requests per second (for addresses nobody watches) arrive, next to the same
- * measurements with the LAN idle.
+ * measurements with the LAN idle. Then the same with two sleeping hosts the sleep proxy
+ * answers for, under 10,000 frames per second, half ARP requests and half Neighbor
+ * Solicitations, one in a hundred for a proxied address (answered, at most 100 a second).
  *
  *   sudo node dist/bench/wol/load.js [FRAMES_PER_SECOND=10000] [SECONDS=10]
  */
@@ -10,7 +12,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { startPrivateBus } from '../../test/helpers/bus';
 import { TestClient } from '../../test/helpers/client';
-import { INJECT, startVigil } from '../../test/wol/vigil-process';
+import { Lan } from '../../test/helpers/netns';
+import { INJECT, startVigil, until } from '../../test/wol/vigil-process';
 import { benchLan, machine, percentile, writeConfig } from './common';
 
 const WOL_PATH = '/org/vigil/Vigil1/WakeOnLan';
@@ -73,53 +76,149 @@ async function measure(
   };
 }
 
-async function main(): Promise<void> {
-  const rate = Number(process.argv[2] ?? 10000);
-  const seconds = Number(process.argv[3] ?? 10);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-bench-wol-load-'));
-  const lan = benchLan(`vl${process.pid}`);
+/** Two sleeping hosts (no address, ARP off, no IPv6) that vigil proxies for. */
+function proxyLan(tag: string, dir: string): { lan: Lan; config: string } {
+  const lan = new Lan(tag);
+  lan.addNode({
+    name: 'watcher',
+    mac: '02:00:00:00:08:01',
+    cidr: '10.9.0.1/24',
+    ipv6: true,
+    cidr6: ['fd00::1/64'],
+  });
+  lan.addNode({ name: 'requester', mac: '02:00:00:00:08:02', cidr: '10.9.0.2/24' });
+  const hosts: string[] = [];
+  for (const n of [3, 4]) {
+    lan.addNode({ name: `sleeper${n}`, mac: `02:00:00:00:08:0${n}` });
+    lan.exec(`sleeper${n}`, 'ip', ['link', 'set', 'eth0', 'arp', 'off']);
+    hosts.push(
+      `[host:sleepy${n}]`,
+      `ip = 10.9.0.${n}`,
+      `ip6 = fd00::${n}`,
+      `mac = 02:00:00:00:08:0${n}`,
+      'interface = eth0',
+      'proxy = yes',
+      'wake_ports = 22',
+      'timeout = 2',
+    );
+  }
+  const config = path.join(dir, 'proxy.conf');
+  fs.writeFileSync(config, hosts.join('\n'));
+  return { lan, config };
+}
+
+async function scenario(
+  label: string,
+  lan: Lan,
+  config: string,
+  stateDir: string,
+  injector: string[],
+  rate: number,
+  seconds: number,
+  ready: (client: TestClient) => Promise<void>,
+): Promise<Phase[]> {
   const bus = await startPrivateBus();
   const phases: Phase[] = [];
   try {
-    const vigil = await startVigil(
-      lan,
-      'watcher',
-      bus.address,
-      path.join(dir, 'state'),
-      writeConfig(dir, 10, 90),
-    );
+    const vigil = await startVigil(lan, 'watcher', bus.address, stateDir, config);
     const pid = vigil.child.pid!;
     const client = await TestClient.connect(bus.address);
     try {
+      await ready(client);
       await measure('warm-up', client, pid, 2); // JIT and bus connection warm-up, not reported
-      phases.push(await measure('idle LAN', client, pid, seconds));
-      const injector = lan.spawn('requester', process.execPath, [
+      phases.push(await measure(`${label}, idle LAN`, client, pid, seconds));
+      const child = lan.spawn('requester', process.execPath, [
         INJECT,
         'eth0',
-        'load',
+        injector[0],
         String(rate),
         String(seconds + 3),
+        ...injector.slice(1),
       ]);
       let report = '';
-      injector.stdout?.on('data', (d: Buffer) => (report += d.toString()));
-      const done = new Promise((r) => injector.once('exit', r));
+      child.stdout?.on('data', (d: Buffer) => (report += d.toString()));
+      const done = new Promise((r) => child.once('exit', r));
       await new Promise((r) => setTimeout(r, 1000)); // warm up
-      phases.push(await measure(`${rate} ARP requests/s`, client, pid, seconds));
+      phases.push(
+        await measure(
+          `${label}, ${rate} ${injector[0] === 'load' ? 'ARP requests' : 'ARP+NS frames'}/s`,
+          client,
+          pid,
+          seconds,
+        ),
+      );
       await done;
-      console.log(`injector: ${report.trim()}`);
+      console.log(`injector (${label}): ${report.trim()}`);
     } finally {
       client.close();
       await vigil.stop();
     }
   } finally {
     await bus.stop();
-    lan.destroy();
+  }
+  return phases;
+}
+
+async function main(): Promise<void> {
+  const rate = Number(process.argv[2] ?? 10000);
+  const seconds = Number(process.argv[3] ?? 10);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-bench-wol-load-'));
+  const phases: Phase[] = [];
+  try {
+    const lan = benchLan(`vl${process.pid}`);
+    try {
+      phases.push(
+        ...(await scenario(
+          'one host, no proxy',
+          lan,
+          writeConfig(dir, 10, 90),
+          path.join(dir, 'state'),
+          ['load'],
+          rate,
+          seconds,
+          async () => undefined,
+        )),
+      );
+    } finally {
+      lan.destroy();
+    }
+    const proxied = proxyLan(`vq${process.pid}`, dir);
+    try {
+      const proxying = async (client: TestClient) => {
+        for (const n of [3, 4]) {
+          await until(
+            async () =>
+              (await client.get(
+                `/org/vigil/Vigil1/Hosts/sleepy${n}`,
+                'org.vigil.Vigil1.Host',
+                'Proxying',
+              )) === true,
+            15000,
+          );
+        }
+      };
+      phases.push(
+        ...(await scenario(
+          'two proxied hosts',
+          proxied.lan,
+          proxied.config,
+          path.join(dir, 'state-proxy'),
+          ['load6', '10.9.0.3', '10.9.0.4'],
+          rate,
+          seconds,
+          proxying,
+        )),
+      );
+    } finally {
+      proxied.lan.destroy();
+    }
+  } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
   const f = (n: number, d = 2) => n.toFixed(d);
   console.log(`machine: ${machine()}\n`);
   console.log(
-    '| LAN | seconds | ARP frames handled/s | vigild CPU % | quick calls | quick p50 ms | quick p99 ms | quick max ms |',
+    '| LAN | seconds | frames handled/s | vigild CPU % | quick calls | quick p50 ms | quick p99 ms | quick max ms |',
   );
   console.log('|---|---|---|---|---|---|---|---|');
   for (const p of phases) {

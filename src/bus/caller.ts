@@ -1,6 +1,8 @@
-import { Message, type MessageBus, Variant } from '@particle/dbus-next';
 import { VigilError } from '../core/errors';
 import { groupId, groupsOfUid } from '../core/nss';
+import { callBusDaemon } from './connection';
+import type { BusConnection } from './wire/connection';
+import { Variant } from './wire/variant';
 
 /** Who made a call, from the bus daemon's own record of the connection (never from the caller). */
 export interface Caller {
@@ -23,7 +25,7 @@ export class CallerRegistry {
   private readonly privilegedGid: number | undefined;
 
   constructor(
-    private readonly bus: MessageBus,
+    private readonly bus: BusConnection,
     private readonly ownUid: number = process.getuid?.() ?? 0,
   ) {
     this.privilegedGid = groupId(PRIVILEGED_GROUP);
@@ -59,20 +61,17 @@ export class CallerRegistry {
     return gids.includes(this.privilegedGid);
   }
   private async lookup(sender: string): Promise<Credentials> {
-    const reply = await this.bus.call(
-      new Message({
-        destination: 'org.freedesktop.DBus',
-        path: '/org/freedesktop/DBus',
-        interface: 'org.freedesktop.DBus',
-        member: 'GetConnectionCredentials',
-        signature: 's',
-        body: [sender],
-      }),
-    );
-    const dict = (reply?.body[0] ?? {}) as Record<string, Variant>;
-    const uid = dict.UnixUserID?.value as number | undefined;
-    if (uid === undefined) throw new VigilError('AccessDenied', 'caller has no Unix identity');
-    const gids = dict.UnixGroupIDs?.value as number[] | undefined;
-    return { uid, gids };
+    const reply = await callBusDaemon(this.bus, 'GetConnectionCredentials', 's', [sender]);
+    const dict = (reply.body[0] ?? {}) as Record<string, unknown>;
+    const uid = variantValue(dict.UnixUserID);
+    if (typeof uid !== 'number') {
+      throw new VigilError('AccessDenied', 'caller has no Unix identity');
+    }
+    const gids = variantValue(dict.UnixGroupIDs);
+    return { uid, gids: Array.isArray(gids) ? (gids as number[]) : undefined };
   }
+}
+
+function variantValue(v: unknown): unknown {
+  return v instanceof Variant ? v.value : undefined;
 }

@@ -1,5 +1,6 @@
 import type { Caller } from './caller';
 import type { WireValue } from './values';
+import { fixedBodySize, parseSignature } from './wire/signature';
 
 /**
  * Declarative description of one D-Bus interface, in the spirit of systemd's vtables:
@@ -30,6 +31,17 @@ export interface MethodSpec<T> {
   readonly access: Access;
   readonly in: readonly Arg[];
   readonly out: readonly Arg[];
+  /**
+   * The most bytes of arguments the method can ever need; a call with a bigger body is refused
+   * (LimitExceeded) from its header, before the body is read. Default: exact for fixed-size
+   * signatures, DEFAULT_MAX_BODY_BYTES otherwise. See maxBodyBytes().
+   */
+  readonly maxBodyBytes?: number;
+  /**
+   * Costly to serve (big arguments to decode, big replies to build): a UID may have only a few
+   * such calls running at once (ServerLimits.maxHeavyPerUid); the excess gets LimitExceeded.
+   */
+  readonly heavy?: boolean;
   /**
    * Runs the call. Arguments arrive already checked against `in`. Return nothing for no
    * out-args, the value for one, an array for several. Throw VigilError for a named error.
@@ -105,6 +117,14 @@ export function bind<T>(spec: InterfaceSpec<T>, target: T): Binding {
 
 export function signature(args: readonly Arg[]): string {
   return args.map(([, type]) => type).join('');
+}
+
+/** The body limit of a method whose signature has strings, arrays or variants, unless it says. */
+export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
+
+/** The largest body a call of `sig` can need (`declared` when the row says). */
+export function maxBodyBytes(sig: string, declared?: number): number {
+  return declared ?? fixedBodySize(parseSignature(sig)) ?? DEFAULT_MAX_BODY_BYTES;
 }
 
 /** Build the introspection XML of one interface (also used to write services/*.xml). */

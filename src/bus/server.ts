@@ -1,24 +1,40 @@
-import fs from 'node:fs';
-import { Message, MessageType, type MessageBus, Variant } from '@particle/dbus-next';
 import { ERROR_PREFIX, isVigilError, messageOf, VigilError } from '../core/errors';
 import { log } from '../core/log';
-import { type Caller, CallerRegistry, PRIVILEGED_GROUP } from './caller';
+import { authorize } from './access';
+import type { Caller } from './caller';
+import { CallerRegistry } from './caller';
 import {
   type Binding,
+  type CallContext,
   type InterfaceSpec,
   type MethodSpec,
   type PropertySpec,
   interfaceXml,
+  maxBodyBytes,
   signature,
   XML_DOCTYPE,
 } from './interface';
-import type { WireValue } from './values';
-
-const DBUS_ERROR = 'org.freedesktop.DBus.Error.';
-const PROPERTIES = 'org.freedesktop.DBus.Properties';
-const INTROSPECTABLE = 'org.freedesktop.DBus.Introspectable';
-const PEER = 'org.freedesktop.DBus.Peer';
-const OBJECT_MANAGER = 'org.freedesktop.DBus.ObjectManager';
+import { CallLimits, DEFAULT_LIMITS, type ServerLimits } from './limits';
+import {
+  DBUS_ERROR,
+  INTROSPECTABLE,
+  machineId,
+  OBJECT_MANAGER,
+  OBJECT_MANAGER_XML,
+  PEER,
+  PROPERTIES,
+  STANDARD_XML,
+} from './standard';
+import { Variant, type WireValue } from './values';
+import { MarshalError } from './wire/marshal';
+import { SIGNAL, type MessageHeader } from './wire/message';
+import {
+  BodyError,
+  type BusConnection,
+  type IncomingCall,
+  MessageTooLargeError,
+  type Refusal,
+} from './wire/connection';
 
 /** A D-Bus error reply that is not one of the contract's own (protocol-level mistakes). */
 class ProtocolError extends Error {
@@ -30,76 +46,53 @@ class ProtocolError extends Error {
   }
 }
 
-/** Standard interfaces every object carries, described with the same tables as ours. */
-const STANDARD_XML = `  <interface name="${PEER}">
-    <method name="Ping"/>
-    <method name="GetMachineId">
-      <arg name="machine_uuid" type="s" direction="out"/>
-    </method>
-  </interface>
-  <interface name="${INTROSPECTABLE}">
-    <method name="Introspect">
-      <arg name="xml_data" type="s" direction="out"/>
-    </method>
-  </interface>
-  <interface name="${PROPERTIES}">
-    <method name="Get">
-      <arg name="interface_name" type="s" direction="in"/>
-      <arg name="property_name" type="s" direction="in"/>
-      <arg name="value" type="v" direction="out"/>
-    </method>
-    <method name="GetAll">
-      <arg name="interface_name" type="s" direction="in"/>
-      <arg name="properties" type="a{sv}" direction="out"/>
-    </method>
-    <method name="Set">
-      <arg name="interface_name" type="s" direction="in"/>
-      <arg name="property_name" type="s" direction="in"/>
-      <arg name="value" type="v" direction="in"/>
-    </method>
-    <signal name="PropertiesChanged">
-      <arg name="interface_name" type="s"/>
-      <arg name="changed_properties" type="a{sv}"/>
-      <arg name="invalidated_properties" type="as"/>
-    </signal>
-  </interface>`;
-
-const OBJECT_MANAGER_XML = `  <interface name="${OBJECT_MANAGER}">
-    <method name="GetManagedObjects">
-      <arg name="objects" type="a{oa{sa{sv}}}" direction="out"/>
-    </method>
-    <signal name="InterfacesAdded">
-      <arg name="object" type="o"/>
-      <arg name="interfaces" type="a{sa{sv}}"/>
-    </signal>
-    <signal name="InterfacesRemoved">
-      <arg name="object" type="o"/>
-      <arg name="interfaces" type="as"/>
-    </signal>
-  </interface>`;
-
 type ExportedObject = Map<string, Binding>;
 
+/** A reply: its signature and values. */
+type Reply = [string, unknown[]];
+
 /**
- * Serves our objects on a bus connection. It takes every method call addressed to this
- * connection (so it knows the sender, can answer asynchronously and never lets the bus library
- * assign a read-only property), checks signatures, dispatches to the interface tables, and
- * implements Introspectable, Properties, Peer and the ObjectManager at `root`.
+ * Where an admitted call goes, worked out from its header alone: the checks to run before its
+ * body is decoded, then what to run with the body.
+ */
+interface Route {
+  /** `Interface.member`, for messages. */
+  readonly name: string;
+  readonly maxBody: number;
+  readonly heavy: boolean;
+  readonly authorize?: (caller: Caller) => Promise<void>;
+  readonly run: (body: WireValue[], ctx: CallContext) => Reply | Promise<Reply>;
+}
+
+const NO_REPLY: Reply = ['', []];
+
+/**
+ * Serves our objects on a bus connection. It is the CallHandler of the connection: from each
+ * call's header alone it finds the method, checks the signature, the body's size against the
+ * method's limit and the caller's connection against its in-flight limit, and refuses without
+ * reading the body when any fails. Admitted calls then have their access checked (and, for
+ * heavy ones, a per-UID slot taken) before the body is decoded and the handler runs. It also
+ * implements Introspectable, Properties (read-only: Set is refused), Peer and the ObjectManager
+ * at `root`, and never sends a reply or signal larger than the bus passes.
  */
 export class ObjectServer {
   private readonly objects = new Map<string, ExportedObject>();
   readonly callers: CallerRegistry;
+  private readonly limits: CallLimits;
   private accepting = true;
-  private readonly inFlight = new Set<Promise<void>>();
+  private readonly running = new Set<Promise<void>>();
 
   constructor(
-    private readonly bus: MessageBus,
+    private readonly bus: BusConnection,
     private readonly root: string,
+    limits: Partial<ServerLimits> = {},
   ) {
     this.callers = new CallerRegistry(bus);
-    bus.addMethodHandler((msg: Message) => {
-      this.dispatch(msg);
-      return true;
+    this.limits = new CallLimits({ ...DEFAULT_LIMITS, ...limits });
+    bus.limitMessageSize(this.limits.limits.maxMessageBytes);
+    bus.serve<Route>({
+      admit: (h) => this.admit(h),
+      handle: (call) => this.handle(call),
     });
   }
 
@@ -157,7 +150,7 @@ export class ObjectServer {
   /** Stop taking calls (shutdown): new calls get an error, calls already running may finish. */
   async drain(timeoutMs: number): Promise<void> {
     this.accepting = false;
-    const all = Promise.allSettled([...this.inFlight]);
+    const all = Promise.allSettled([...this.running]);
     await Promise.race([all, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
   }
 
@@ -167,8 +160,9 @@ export class ObjectServer {
 
   private emit(path: string, iface: string, member: string, sig: string, body: unknown[]): void {
     try {
-      this.bus.send(Message.newSignal(path, iface, member, sig, body));
+      this.bus.send({ type: SIGNAL, path, interface: iface, member, signature: sig, body });
     } catch (e) {
+      // Too big for the bus, or a value our own table cannot marshal: never worth the connection.
       log.error(`cannot emit ${iface}.${member} on ${path}: ${messageOf(e)}`);
     }
   }
@@ -189,71 +183,112 @@ export class ObjectServer {
     return out;
   }
 
-  private dispatch(msg: Message): void {
-    const noReply = (msg.flags & 1) !== 0; // NO_REPLY_EXPECTED
-    const reply = (m: Message): void => {
-      if (noReply) return;
-      try {
-        this.bus.send(m);
-      } catch (e) {
-        // A value that cannot be marshalled is our bug; the caller still gets an answer.
-        log.error(`cannot send reply to ${msg.interface}.${msg.member}: ${messageOf(e)}`);
-        this.bus.send(errorReply(msg, `${ERROR_PREFIX}Failed`, 'internal error'));
-      }
-    };
-    const fail = (e: unknown): void => {
-      if (isVigilError(e)) {
-        reply(errorReply(msg, e.dbusName, e.message));
-      } else if (e instanceof ProtocolError) {
-        reply(errorReply(msg, e.dbusName, e.message));
-      } else {
-        log.error(`${msg.interface}.${msg.member} on ${msg.path} failed: ${messageOf(e)}`);
-        reply(errorReply(msg, `${ERROR_PREFIX}Failed`, messageOf(e)));
-      }
-    };
+  /** The connection asks, from the header alone: serve this call, or refuse it unread. */
+  private admit(h: MessageHeader): { refuse: Refusal } | { accept: Route } {
     if (!this.accepting) {
-      fail(new ProtocolError(DBUS_ERROR + 'NoServer', 'vigil is shutting down'));
-      return;
+      return refuse(DBUS_ERROR + 'NoServer', 'vigil is shutting down');
     }
-    let work: Promise<void>;
+    let route: Route;
     try {
-      work = this.route(msg).then(([sig, body]) => {
-        // The bus daemon drops a connection that sends a message over its limit: the whole
-        // daemon would go, not just this call.
-        if (wireSizeBound(body) > MAX_MESSAGE_BYTES) {
-          fail(
-            new VigilError(
-              'LimitExceeded',
-              `the reply to ${msg.member ?? ''} would exceed the bus message size limit ` +
-                `(${MAX_MESSAGE_BYTES / 2 ** 20} MiB); ask for less`,
-            ),
-          );
-          return;
-        }
-        reply(Message.newMethodReturn(msg, sig, body));
-      }, fail);
+      route = this.resolve(h);
     } catch (e) {
-      fail(e);
-      return;
+      if (isVigilError(e)) return refuse(e.dbusName, e.message);
+      if (e instanceof ProtocolError) return refuse(e.dbusName, e.message);
+      throw e;
     }
-    this.inFlight.add(work);
-    void work.finally(() => this.inFlight.delete(work));
+    if (h.bodyLength > route.maxBody) {
+      return refuse(
+        `${ERROR_PREFIX}LimitExceeded`,
+        `${route.name} takes at most ${route.maxBody} bytes of arguments, not ${h.bodyLength}`,
+      );
+    }
+    const busy = this.limits.admitCall(h.sender ?? '');
+    if (busy) return refuse(`${ERROR_PREFIX}LimitExceeded`, busy);
+    return { accept: route };
   }
 
-  /** Find and run what a call asks for; resolves with the reply signature and body. */
-  private async route(msg: Message): Promise<[string, unknown[]]> {
-    if (msg.type !== MessageType.METHOD_CALL) return ['', []];
-    const path = msg.path ?? '';
-    const member = msg.member ?? '';
-    const iface = msg.interface ?? '';
-    const sig = msg.signature ?? '';
-    const body = (msg.body ?? []) as WireValue[];
+  private handle(call: IncomingCall<Route>): void {
+    const sender = call.header.sender ?? '';
+    const work = this.serve(call).finally(() => {
+      this.limits.callDone(sender);
+      this.running.delete(work);
+    });
+    this.running.add(work);
+  }
+
+  private async serve(call: IncomingCall<Route>): Promise<void> {
+    const h = call.header;
+    const route = call.token;
+    let release: (() => void) | undefined;
+    try {
+      const caller = this.callers.forSender(h.sender ?? '');
+      if (route.authorize) await route.authorize(caller);
+      if (route.heavy) release = await this.limits.takeHeavySlot(caller, route.name);
+      const body = (await call.body()) as WireValue[];
+      const [sig, values] = await route.run(body, { caller, path: h.path ?? '' });
+      this.reply(h, route, sig, values);
+    } catch (e) {
+      this.fail(h, e);
+    } finally {
+      release?.();
+    }
+  }
+
+  private reply(h: MessageHeader, route: Route, sig: string, values: unknown[]): void {
+    try {
+      this.bus.reply(h, sig, values);
+    } catch (e) {
+      if (e instanceof MessageTooLargeError) {
+        // The bus daemon drops a connection that sends a message over its limit: the whole
+        // daemon would go, not just this call.
+        const mib = this.limits.limits.maxMessageBytes / 2 ** 20;
+        this.fail(
+          h,
+          new VigilError(
+            'LimitExceeded',
+            `the reply to ${route.name} would exceed the bus message size limit (${mib} MiB); ask for less`,
+          ),
+        );
+      } else {
+        // A value that cannot be marshalled is our bug; the caller still gets an answer.
+        log.error(
+          `cannot send the reply to ${route.name} from ${h.sender ?? '?'}: ${messageOf(e)}`,
+        );
+        this.fail(h, new Error('internal error'));
+      }
+    }
+  }
+
+  private fail(h: MessageHeader, e: unknown): void {
+    let name: string;
+    let text: string;
+    if (isVigilError(e)) [name, text] = [e.dbusName, e.message];
+    else if (e instanceof ProtocolError) [name, text] = [e.dbusName, e.message];
+    else if (e instanceof BodyError) [name, text] = [DBUS_ERROR + 'InvalidArgs', e.message];
+    else {
+      const what = `${h.interface ?? ''}.${h.member ?? ''} on ${h.path ?? ''}`;
+      log.error(`${what} from ${h.sender ?? '?'} failed: ${messageOf(e)}`);
+      [name, text] = [`${ERROR_PREFIX}Failed`, messageOf(e)];
+    }
+    try {
+      this.bus.replyError(h, name, oneLine(text));
+    } catch (sendError) {
+      if (!(sendError instanceof MarshalError)) throw sendError;
+      log.error(`cannot send an error reply to ${h.sender ?? '?'}: ${messageOf(sendError)}`);
+    }
+  }
+
+  /** Find what a call asks for, from its header: the checks and the work, or a named error. */
+  private resolve(h: MessageHeader): Route {
+    const path = h.path ?? '';
+    const member = h.member ?? '';
+    const iface = h.interface ?? '';
+    const sig = h.signature;
     const obj = this.objects.get(path);
 
     if (iface === PEER || (iface === '' && (member === 'Ping' || member === 'GetMachineId'))) {
-      if (member === 'Ping' || member === 'GetMachineId') noArguments(PEER, member, sig);
-      if (member === 'Ping') return ['', []];
-      if (member === 'GetMachineId') return ['s', [machineId()]];
+      if (member === 'Ping') return fixed(PEER, member, sig, () => NO_REPLY);
+      if (member === 'GetMachineId') return fixed(PEER, member, sig, () => ['s', [machineId()]]);
       throw new ProtocolError(DBUS_ERROR + 'UnknownMethod', `no method ${member} in ${PEER}`);
     }
     if (iface === INTROSPECTABLE || (iface === '' && member === 'Introspect')) {
@@ -267,37 +302,27 @@ export class ObjectServer {
       if (!obj && !this.hasChildren(path)) {
         throw this.isManaged(path) ? notFound(path) : unknownObject(path);
       }
-      return ['s', [this.introspect(path)]];
+      return fixed(INTROSPECTABLE, member, sig, () => ['s', [this.introspect(path)]]);
     }
     if (!obj) throw this.isManaged(path) ? notFound(path) : unknownObject(path);
 
-    if (iface === PROPERTIES) return this.properties(obj, member, sig, body);
+    if (iface === PROPERTIES) return this.propertiesRoute(obj, member, sig);
     if (
       (iface === OBJECT_MANAGER || iface === '') &&
       path === this.root &&
       member === 'GetManagedObjects'
     ) {
       noArguments(OBJECT_MANAGER, member, sig);
-      return ['a{oa{sa{sv}}}', [this.managedObjects()]];
+      return {
+        ...fixed(OBJECT_MANAGER, member, sig, () => ['a{oa{sa{sv}}}', [this.managedObjects()]]),
+        heavy: true,
+      };
     }
 
     const bindings = iface ? [obj.get(iface)].filter((b) => b !== undefined) : [...obj.values()];
     for (const binding of bindings) {
       const method = binding.spec.methods.find((m) => m.name === member);
-      if (!method) continue;
-      const expected = signature(method.in);
-      if (sig !== expected) {
-        throw new ProtocolError(
-          DBUS_ERROR + 'InvalidArgs',
-          `${binding.spec.name}.${member} takes (${expected}), not (${sig})`,
-        );
-      }
-      const ctx = { caller: this.callers.forSender(msg.sender ?? ''), path };
-      await authorize(binding, method, ctx.caller);
-      const result = await method.handler(binding.target, body, ctx);
-      if (method.out.length === 0) return ['', []];
-      const outSig = signature(method.out);
-      return [outSig, method.out.length === 1 ? [result] : (result as unknown[])];
+      if (method) return methodRoute(binding, method, sig);
     }
     if (iface && !obj.has(iface) && iface !== OBJECT_MANAGER) {
       throw new ProtocolError(DBUS_ERROR + 'UnknownInterface', `no interface ${iface} at ${path}`);
@@ -308,12 +333,7 @@ export class ObjectServer {
     );
   }
 
-  private properties(
-    obj: ExportedObject,
-    member: string,
-    sig: string,
-    body: WireValue[],
-  ): [string, unknown[]] {
+  private propertiesRoute(obj: ExportedObject, member: string, sig: string): Route {
     const expected = { Get: 'ss', GetAll: 's', Set: 'ssv' }[member];
     if (expected === undefined) {
       throw new ProtocolError(DBUS_ERROR + 'UnknownMethod', `no method ${member} in ${PROPERTIES}`);
@@ -321,6 +341,15 @@ export class ObjectServer {
     if (sig !== expected) {
       throw new ProtocolError(DBUS_ERROR + 'InvalidArgs', `${member} takes (${expected})`);
     }
+    return {
+      name: `${PROPERTIES}.${member}`,
+      maxBody: maxBodyBytes(expected),
+      heavy: false,
+      run: (body) => this.properties(obj, member, body),
+    };
+  }
+
+  private properties(obj: ExportedObject, member: string, body: WireValue[]): Reply {
     const ifaceName = String(body[0]);
     const binding = obj.get(ifaceName);
     if (member === 'GetAll') {
@@ -381,58 +410,40 @@ export class ObjectServer {
   }
 }
 
-/** dbus-daemon's default max_message_size (system and session bus alike). */
-const MAX_MESSAGE_BYTES = 32 * 1024 * 1024;
-
-/** An upper bound of the marshalled size of a message body (padding and lengths included). */
-function wireSizeBound(value: unknown): number {
-  if (Buffer.isBuffer(value) || value instanceof Uint8Array) return 8 + value.length;
-  if (typeof value === 'string') return 9 + Buffer.byteLength(value);
-  if (value instanceof Variant) return 8 + value.signature.length + wireSizeBound(value.value);
-  if (Array.isArray(value)) {
-    let size = 8;
-    for (const v of value) size += 8 + wireSizeBound(v);
-    return size;
-  }
-  if (value !== null && typeof value === 'object') {
-    let size = 8;
-    for (const [k, v] of Object.entries(value)) size += 16 + wireSizeBound(k) + wireSizeBound(v);
-    return size;
-  }
-  return 8;
+function refuse(errorName: string, text: string): { refuse: Refusal } {
+  return { refuse: { errorName, text: oneLine(text) } };
 }
 
-/**
- * Enforce a method row's access value before its handler runs; refusals are logged with the
- * caller's UID, so an administrator can see who tried what.
- */
-async function authorize(
-  binding: Binding,
-  method: MethodSpec<unknown>,
-  caller: Caller,
-): Promise<void> {
-  if (method.access === 'anyone') return;
-  const member = `${binding.spec.name}.${method.name}`;
-  if (method.access === 'privileged') {
-    if (await caller.privileged()) return;
-    const uid = await caller.uid();
-    log.warning(`access denied: uid ${uid} (${caller.sender}) may not call ${member}`);
-    throw new VigilError(
-      'AccessDenied',
-      `${member} needs root or membership of the ${PRIVILEGED_GROUP} group`,
+/** A standard method without arguments. */
+function fixed(iface: string, member: string, sig: string, run: () => Reply): Route {
+  noArguments(iface, member, sig);
+  return { name: `${iface}.${member}`, maxBody: 0, heavy: false, run };
+}
+
+/** A method of one of our tables: signature checked here, access before the body is read. */
+function methodRoute(binding: Binding, method: MethodSpec<unknown>, sig: string): Route {
+  const name = `${binding.spec.name}.${method.name}`;
+  const expected = signature(method.in);
+  if (sig !== expected) {
+    throw new ProtocolError(
+      DBUS_ERROR + 'InvalidArgs',
+      `${name} takes (${expected}), not (${sig})`,
     );
   }
-  const uid = await caller.uid();
-  const owner = binding.spec.owner?.(binding.target);
-  if (uid === 0 || uid === owner) return;
-  const what = binding.spec.describe?.(binding.target) ?? 'this object';
-  log.warning(
-    `access denied: uid ${uid} may not ${method.name.toLowerCase()} ${what} of uid ${owner ?? '?'}`,
-  );
-  throw new VigilError(
-    'AccessDenied',
-    `only the owner (uid ${owner ?? '?'}) or root may call ${method.name} on ${what}`,
-  );
+  const outSig = signature(method.out);
+  const single = method.out.length === 1;
+  return {
+    name,
+    maxBody: maxBodyBytes(expected, method.maxBodyBytes),
+    heavy: method.heavy === true,
+    authorize:
+      method.access === 'anyone' ? undefined : (caller) => authorize(binding, method, caller),
+    run: async (body, ctx) => {
+      const result = await method.handler(binding.target, body, ctx);
+      if (method.out.length === 0) return NO_REPLY;
+      return [outSig, single ? [result] : (result as unknown[])];
+    },
+  };
 }
 
 /** Below our root, a missing object is a task or host that does not exist (any more). */
@@ -449,27 +460,6 @@ function noArguments(iface: string, member: string, sig: string): void {
 
 function unknownObject(path: string): ProtocolError {
   return new ProtocolError(DBUS_ERROR + 'UnknownObject', `no object at ${path}`);
-}
-
-let cachedMachineId: string | undefined;
-function machineId(): string {
-  if (cachedMachineId === undefined) {
-    try {
-      cachedMachineId = fs.readFileSync('/etc/machine-id', 'utf8').trim();
-    } catch {
-      cachedMachineId = '';
-    }
-  }
-  return cachedMachineId ?? '';
-}
-
-/** dbus-next's typings declare newError's first parameter as a string; it takes the call. */
-function errorReply(call: Message, name: string, text: string): Message {
-  return (Message.newError as unknown as (m: Message, n: string, t: string) => Message)(
-    call,
-    name,
-    oneLine(text),
-  );
 }
 
 const MAX_ERROR_TEXT = 300;

@@ -1,13 +1,13 @@
-import { Variant } from '@particle/dbus-next';
 import type { Typed, TypedDict, TypedValue } from '../core/typed';
+import { Variant } from './wire/variant';
 
 /**
- * The one place outside the bus layer's wiring that names the wire library: everything else
- * imports `Variant` from here, so the library can change without touching the capabilities.
+ * The one place outside the bus layer's wiring that names the wire layer's value types:
+ * everything else imports `Variant` from here.
  */
 export { Variant };
 
-/** What dbus-next marshals: plain values, Buffers, bigints, Variants, arrays and dicts of them. */
+/** What the wire layer marshals: plain values, Buffers, bigints, Variants, arrays and dicts. */
 export type WireValue =
   | string
   | number
@@ -22,7 +22,7 @@ export function toVariant(t: Typed): Variant {
   return new Variant(t.sig, toWire(t.sig, t.value));
 }
 
-/** A TypedDict as the `a{sv}` dbus-next expects. */
+/** A TypedDict as an `a{sv}` dict of Variants. */
 export function toVariantDict(d: TypedDict): Record<string, Variant> {
   const out: Record<string, Variant> = {};
   for (const [k, v] of Object.entries(d)) out[k] = toVariant(v);

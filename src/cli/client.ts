@@ -1,12 +1,16 @@
-import * as dbus from '@particle/dbus-next';
-import { Message, type MessageBus } from '@particle/dbus-next';
 import {
+  addMatch,
+  type BusConnection,
   BusUnavailableError,
   connectBus,
   describeBus,
-  watchConnection,
+  NameOwnerTracker,
+  removeMatch,
   type BusTarget,
 } from '../bus/connection';
+import { DBusError } from '../bus/wire/connection';
+import { MarshalError } from '../bus/wire/marshal';
+import { SIGNAL } from '../bus/wire/message';
 import { BUS_NAME, IFACE_PREFIX, ROOT_PATH } from '../bus/names';
 import { messageOf } from '../core/errors';
 import { unwrapDict, type BusValue } from './values';
@@ -30,13 +34,14 @@ export const DEFAULT_CALL_TIMEOUT_MS = 25000;
  * A call that failed: a D-Bus error reply from the daemon or the bus (`name` is the D-Bus
  * error name), or a local failure given a D-Bus-style name so it prints the same way.
  */
-export class DBusCallError extends Error {
-  constructor(
-    readonly errorName: string,
-    readonly text: string,
-  ) {
-    super(`${errorName}: ${text}`);
+export class DBusCallError extends DBusError {
+  constructor(errorName: string, text: string) {
+    super(errorName, text);
     this.name = 'DBusCallError';
+  }
+
+  get errorName(): string {
+    return this.type;
   }
 }
 
@@ -94,30 +99,20 @@ export interface BusSignal {
  * vigilctl's connection to vigil: method calls with explicit signatures, property reads and
  * signal subscriptions. Every failure surfaces as a DBusCallError (or BusUnavailableError
  * when the bus itself cannot be reached).
+ *
+ * Signals are believed only from vigil: the client follows the unique name that owns
+ * org.vigil.Vigil1 (GetNameOwner, then NameOwnerChanged, which only the bus daemon can send)
+ * and drops, unread, every signal whose sender is another connection, including one-to-one
+ * signals a local user sends straight to us to forge a result.
  */
 export class VigilClient {
-  private readonly listeners = new Set<(s: BusSignal) => void>();
-  private lostHandlers: ((reason: string) => void)[] = [];
-  private lostReason: string | undefined;
+  private readonly vigil: NameOwnerTracker;
 
   private constructor(
-    readonly bus: MessageBus,
+    readonly bus: BusConnection,
     readonly target: BusTarget,
   ) {
-    bus.on('message', (m: Message) => {
-      if (m.type !== dbus.MessageType.SIGNAL) return;
-      const s: BusSignal = {
-        path: m.path ?? '',
-        iface: m.interface ?? '',
-        member: m.member ?? '',
-        body: (m.body ?? []) as unknown[],
-      };
-      for (const l of [...this.listeners]) l(s);
-    });
-    watchConnection(bus, (reason) => {
-      this.lostReason = reason;
-      for (const h of this.lostHandlers) h(reason);
-    });
+    this.vigil = new NameOwnerTracker(bus, BUS_NAME);
   }
 
   static async connect(target: BusTarget, timeoutMs = 5000): Promise<VigilClient> {
@@ -132,6 +127,11 @@ export class VigilClient {
 
   describe(): string {
     return describeBus(this.target);
+  }
+
+  /** The unique name vigil has on the bus now ('' when it is not running). */
+  get vigilOwner(): string {
+    return this.vigil.owner;
   }
 
   /** Call `member` on vigil and resolve with the reply body. */
@@ -156,52 +156,14 @@ export class VigilClient {
     body: unknown[] = [],
     options: CallOptions = {},
   ): Promise<unknown[]> {
-    if (this.lostReason)
-      throw new DBusCallError('org.freedesktop.DBus.Error.Disconnected', this.lostReason);
-    let message: Message;
     try {
-      message = new Message({ destination, path, interface: iface, member, signature, body });
-    } catch (e) {
-      // dbus-next validates paths and names locally; say so the way the bus would.
-      throw new DBusCallError('org.freedesktop.DBus.Error.InvalidArgs', messageOf(e));
-    }
-    const timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
-    let timer: NodeJS.Timeout | undefined;
-    let onLost: ((reason: string) => void) | undefined;
-    const reply = this.bus.call(message).then((r) => (r?.body ?? []) as unknown[]);
-    // The race below may settle first (timeout, lost bus); a late rejection is not an error.
-    reply.catch(() => undefined);
-    const pending: Promise<unknown[]>[] = [
-      reply,
-      new Promise<never>((_, reject) => {
-        onLost = (reason) =>
-          reject(new DBusCallError('org.freedesktop.DBus.Error.Disconnected', reason));
-        this.lostHandlers.push(onLost);
-      }),
-    ];
-    if (timeoutMs > 0) {
-      pending.push(
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () =>
-              reject(
-                new DBusCallError(
-                  'org.freedesktop.DBus.Error.NoReply',
-                  `${iface}.${member} did not answer within ${timeoutMs / 1000} s`,
-                ),
-              ),
-            timeoutMs,
-          );
-        }),
+      const reply = await this.bus.call(
+        { destination, path, interface: iface, member, signature, body },
+        { timeoutMs: options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS },
       );
-    }
-    try {
-      return await Promise.race(pending);
+      return reply.body;
     } catch (e) {
       throw asCallError(e);
-    } finally {
-      if (timer) clearTimeout(timer);
-      this.lostHandlers = this.lostHandlers.filter((h) => h !== onLost);
     }
   }
 
@@ -224,60 +186,70 @@ export class VigilClient {
     listener: (s: BusSignal) => void,
     pathNamespace: string = ROOT_PATH,
   ): Promise<() => Promise<void>> {
+    await this.trackVigil();
+    // The bus routes by the well-known name to whoever owns it now; the check below is ours.
     const rule = `type='signal',sender='${BUS_NAME}',path_namespace='${pathNamespace}'`;
-    await this.busDaemon('AddMatch', rule);
-    const filtered = (s: BusSignal): void => {
-      if (s.path === pathNamespace || s.path.startsWith(pathNamespace + '/')) listener(s);
-    };
-    this.listeners.add(filtered);
+    await this.busCall(addMatch, rule);
+    const inNamespace = (p: string | undefined): boolean =>
+      p === pathNamespace || (p !== undefined && p.startsWith(pathNamespace + '/'));
+    const stop = this.bus.addSignalListener({
+      accepts: (h) => h.type === SIGNAL && this.vigil.isFrom(h) && inNamespace(h.path),
+      handle: (m) =>
+        listener({
+          path: m.path ?? '',
+          iface: m.interface ?? '',
+          member: m.member ?? '',
+          body: m.body,
+        }),
+    });
     return async () => {
-      this.listeners.delete(filtered);
-      await this.busDaemon('RemoveMatch', rule).catch(() => undefined);
+      stop();
+      await this.busCall(removeMatch, rule).catch(() => undefined);
     };
   }
 
   /** Be told when vigil's name gains or loses its owner (daemon started or stopped). */
   async watchOwner(listener: (owner: string) => void): Promise<void> {
-    const rule =
-      `type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',` +
-      `member='NameOwnerChanged',arg0='${BUS_NAME}'`;
-    await this.busDaemon('AddMatch', rule);
-    this.bus.on('message', (m: Message) => {
-      if (m.type !== dbus.MessageType.SIGNAL || m.member !== 'NameOwnerChanged') return;
-      if (m.sender !== 'org.freedesktop.DBus') return;
-      const [name, , owner] = (m.body ?? []) as string[];
-      if (name === BUS_NAME) listener(owner);
-    });
+    await this.trackVigil();
+    this.vigil.onChange(listener);
   }
 
   /** Called once if the bus connection ends. */
   onLost(handler: (reason: string) => void): void {
-    if (this.lostReason) handler(this.lostReason);
-    else this.lostHandlers.push(handler);
+    this.bus.onClose(handler);
   }
 
   close(): void {
-    this.bus.disconnect();
+    this.bus.close();
   }
 
-  private async busDaemon(member: string, arg: string): Promise<void> {
-    await this.callOn(
-      'org.freedesktop.DBus',
-      '/org/freedesktop/DBus',
-      'org.freedesktop.DBus',
-      member,
-      's',
-      [arg],
-    );
+  private async trackVigil(): Promise<void> {
+    try {
+      await this.vigil.start();
+    } catch (e) {
+      throw asCallError(e);
+    }
+  }
+
+  private async busCall<T>(
+    f: (bus: BusConnection, arg: string) => Promise<T>,
+    arg = '',
+  ): Promise<T> {
+    try {
+      return await f(this.bus, arg);
+    } catch (e) {
+      throw asCallError(e);
+    }
   }
 }
 
 /** Whatever a call threw, as a DBusCallError. */
 export function asCallError(e: unknown): DBusCallError {
   if (e instanceof DBusCallError) return e;
-  const err = e as { type?: unknown; text?: unknown };
-  if (e instanceof dbus.DBusError || (typeof err?.type === 'string' && err.type.includes('.'))) {
-    return new DBusCallError(String(err.type), String(err.text ?? messageOf(e)));
+  if (e instanceof DBusError) return new DBusCallError(e.type, e.text);
+  // The wire layer checks names, paths and values before sending; say so the way the bus would.
+  if (e instanceof MarshalError) {
+    return new DBusCallError('org.freedesktop.DBus.Error.InvalidArgs', e.message);
   }
   return new DBusCallError('org.freedesktop.DBus.Error.Failed', messageOf(e));
 }

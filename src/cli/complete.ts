@@ -7,9 +7,8 @@
  * nothing at all is printed when it is not there. It never starts the daemon: the lookups
  * are sent with NO_AUTO_START, so bus activation stays for real calls.
  */
-import * as dbus from '@particle/dbus-next';
-import { Message } from '@particle/dbus-next';
 import { connectBus, type BusTarget } from '../bus/connection';
+import { NO_AUTO_START } from '../bus/wire/message';
 import { BUS_NAME, IFACE_PREFIX, ROOT_PATH, unescapePathElement } from '../bus/names';
 import { chooseBus, TASK_MANAGER_IFACE, TASKS_PATH, type BusChoice } from './client';
 import type { CliCommand } from './command';
@@ -171,20 +170,11 @@ async function daemonLookup(
   const bus = await connectBus(target, timeoutMs);
   try {
     const call = async (path: string, iface: string, member: string): Promise<unknown[]> => {
-      const message = new Message({
-        destination: BUS_NAME,
-        path,
-        interface: iface,
-        member,
-        flags: dbus.MessageFlag.NO_AUTO_START,
-      });
-      const reply = await Promise.race([
-        bus.call(message),
-        new Promise<never>((_, reject) =>
-          setTimeout(() => reject(new Error('timeout')), timeoutMs).unref(),
-        ),
-      ]);
-      return (reply?.body ?? []) as unknown[];
+      const reply = await bus.call(
+        { destination: BUS_NAME, path, interface: iface, member, flags: NO_AUTO_START },
+        { timeoutMs },
+      );
+      return reply.body;
     };
     if (kind === 'tasks') {
       const [paths] = (await call(TASKS_PATH, TASK_MANAGER_IFACE, 'ListTasks')) as string[][];
@@ -197,7 +187,7 @@ async function daemonLookup(
     )) as string[][];
     return paths.map((p) => unescapePathElement(p.slice(p.lastIndexOf('/') + 1)));
   } finally {
-    bus.disconnect();
+    bus.close();
   }
 }
 

@@ -1,5 +1,12 @@
-import type { MessageBus } from '@particle/dbus-next';
-import { claimName, connectBus, describeBus, onPeerGone, watchConnection } from '../bus/connection';
+import {
+  type BusConnection,
+  claimName,
+  connectBus,
+  describeBus,
+  onPeerGone,
+  releaseName,
+  watchConnection,
+} from '../bus/connection';
 import { BUS_NAME, ROOT_PATH } from '../bus/names';
 import { ObjectServer } from '../bus/server';
 import { openStateDatabase, type StateDatabase } from '../core/database';
@@ -62,7 +69,7 @@ const SHUTDOWN_MS = 4000;
  * capability shares, then the capabilities themselves, set up in the order given.
  */
 export class Daemon {
-  private bus: MessageBus | undefined;
+  private bus: BusConnection | undefined;
   private db: StateDatabase | undefined;
   private tasks: TaskManager | undefined;
   private server: ObjectServer | undefined;
@@ -83,7 +90,15 @@ export class Daemon {
     this.db = openStateDatabase(o.stateDir);
     this.tasks = new TaskManager({ ...taskLimits(o), history: new TaskHistory(this.db) });
 
-    this.bus = await connectBus(o.bus);
+    this.bus = await connectBus(o.bus, 5000, {
+      // Nothing a peer sends may stop the daemon: whatever goes wrong with one message is logged
+      // with its sender, and the daemon goes on.
+      onInternalError: (e, h) =>
+        log.error(
+          `error handling ${h.interface ?? ''}.${h.member ?? ''} from ${h.sender ?? '?'}: ` +
+            (e instanceof Error ? (e.stack ?? e.message) : String(e)),
+        ),
+    });
     watchConnection(this.bus, this.onBusLost);
     const server = new ObjectServer(this.bus, ROOT_PATH);
     this.server = server;
@@ -200,13 +215,13 @@ export class Daemon {
     if (this.bus) {
       try {
         await Promise.race([
-          this.bus.releaseName(BUS_NAME),
+          releaseName(this.bus, BUS_NAME),
           new Promise((r) => setTimeout(r, Math.min(500, left())).unref()),
         ]);
       } catch {
         // The bus may already be gone; the name goes with the connection anyway.
       }
-      this.bus.disconnect();
+      this.bus.close();
     }
     this.db?.close();
   }

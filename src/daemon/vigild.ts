@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { BusUnavailableError, NameTakenError } from '../bus/connection';
+import { BusAddressError, BusUnavailableError, NameTakenError } from '../bus/connection';
 import { StateDatabaseError } from '../core/database';
 import { messageOf } from '../core/errors';
 import { log, setLogLevel } from '../core/log';
@@ -71,6 +71,10 @@ async function main(): Promise<void> {
     if (e instanceof NameTakenError) {
       log.error(`vigil is already running: ${messageOf(e)}`);
       process.exit(1);
+    }
+    if (e instanceof BusAddressError) {
+      log.error(messageOf(e));
+      process.exit(2);
     }
     if (e instanceof BusUnavailableError) {
       log.error(`${messageOf(e)}. Start a bus (or use --bus ADDRESS) and try again.`);

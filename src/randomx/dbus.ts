@@ -17,6 +17,7 @@ import {
   searchArgs,
   searchToJson,
 } from './params';
+import { LIMITS } from './validate';
 
 export const RANDOMX_PATH = `${ROOT_PATH}/RandomX`;
 
@@ -45,6 +46,9 @@ export const randomXInterface: InterfaceSpec<RandomXService> = {
         ['input', 'ay'],
       ],
       out: [['hash', 'ay']],
+      // Two lengths, the bytes, the padding between them.
+      maxBodyBytes: 16 + LIMITS.maxKeyBytes + LIMITS.maxInputBytes,
+      heavy: true,
       handler: (svc, [key, input]) => {
         const args = hashArgs(key, input);
         return svc.engine.hash(args.key, args.input);
@@ -59,6 +63,10 @@ export const randomXInterface: InterfaceSpec<RandomXService> = {
         ['options', 'a{sv}'],
       ],
       out: [['task', 'o']],
+      // The key, every input's length and padding (8 bytes at most), the inputs, the options.
+      maxBodyBytes:
+        LIMITS.maxKeyBytes + LIMITS.maxBatchInputs * 8 + LIMITS.maxBatchBytes + 64 * 1024,
+      heavy: true,
       handler: async (svc, [key, inputs, rawOptions], ctx) => {
         const params = batchArgs(key, inputs, unwrapDict(rawOptions), svc.engine);
         return submit(svc, BATCH_KIND, batchToJson(params), await submitter(ctx));

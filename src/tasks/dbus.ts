@@ -155,6 +155,7 @@ export const taskManagerInterface: InterfaceSpec<TaskManager> = {
       // Summaries, newest first, within `limit` (0: up to 10,000) and HISTORY_REPLY_BYTES.
       name: 'GetHistory',
       access: 'anyone',
+      heavy: true,
       in: [['limit', 'u']],
       out: [['tasks', 'aa{sv}']],
       handler: (m, [limit]) => {
@@ -169,6 +170,7 @@ export const taskManagerInterface: InterfaceSpec<TaskManager> = {
       // One task, live or from the history; the full result for its owner and root.
       name: 'GetTask',
       access: 'anyone',
+      heavy: true,
       in: [['id', 's']],
       out: [['task', 'a{sv}']],
       handler: async (m, [id], ctx) => {

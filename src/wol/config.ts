@@ -21,11 +21,9 @@ export const DEFAULT_TIMEOUT = 90;
 /** One magic packet per 10 s at most: a lost packet is retried while the requester keeps asking. */
 export const DEFAULT_COOLDOWN = 10;
 
-const HOST_KEYS = new Set([
-  'ip',
-  'mac',
+/** AddHost's option names; the config file takes them too (with wakeupd's `onlyfrom`). */
+export const HOST_OPTION_KEYS = [
   'interface',
-  'onlyfrom',
   'only_from',
   'timeout',
   'cooldown',
@@ -33,7 +31,9 @@ const HOST_KEYS = new Set([
   'proxy',
   'wake_ports',
   'ignore_from',
-]);
+] as const;
+
+const HOST_KEYS = new Set<string>(['ip', 'mac', 'onlyfrom', ...HOST_OPTION_KEYS]);
 
 /** Configured IPv6 addresses per host (learned ones are capped apart). */
 export const MAX_IP6 = 16;

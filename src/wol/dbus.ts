@@ -4,7 +4,7 @@ import type { ObjectServer } from '../bus/server';
 import { usec } from '../bus/time';
 import { unwrapDict, Variant } from '../bus/values';
 import { invalidArgument } from '../core/errors';
-import type { HostOptions, ListOption } from './config';
+import { HOST_OPTION_KEYS, type HostOptions, type ListOption } from './config';
 import type { WolService } from './service';
 import type { WakeHistoryRow } from './store';
 import type { Host } from './watcher';
@@ -70,6 +70,7 @@ export const wakeOnLanInterface: InterfaceSpec<WolService> = {
       // MAC) tried to reach which host, and when. LastWakeReason stays public on each Host.
       name: 'GetWakeHistory',
       access: 'privileged',
+      heavy: true,
       in: [['limit', 'u']],
       out: [['wakes', 'aa{sv}']],
       handler: (svc, [limit]) => {
@@ -197,17 +198,7 @@ export const hostInterface: InterfaceSpec<HostObject> = {
   signals: [],
 };
 
-const OPTION_KEYS = [
-  'interface',
-  'only_from',
-  'timeout',
-  'cooldown',
-  'ip6',
-  'proxy',
-  'wake_ports',
-  'ignore_from',
-];
-
+const OPTION_KEYS: readonly string[] = HOST_OPTION_KEYS;
 /**
  * AddHost's `a{sv}`: interface s, timeout u, cooldown u, proxy b, and the lists only_from,
  * ignore_from, ip6, wake_ports (as, or one s of entries separated by commas or spaces).

@@ -239,26 +239,19 @@ function parseIpv6Packet(buf: Buffer, offset: number, end: number, sourceMac: st
     if (laterFragment) break;
   }
   const destinationMac = formatMac(buf, 0);
-  if (!laterFragment && next === PROTO_ICMP6) {
+  let transport: Transport | undefined;
+  if (laterFragment) {
+    transport = NO_TRANSPORT;
+  } else if (next === PROTO_ICMP6) {
     if (packetEnd - at < 4) return malformed('truncated ICMPv6 header');
     const type = buf[at];
     if (type === ND_NEIGHBOR_SOLICIT || type === ND_NEIGHBOR_ADVERT) {
       return parseNdp(buf, offset, at, packetEnd, sourceMac, destinationMac);
     }
-    return {
-      kind: 'ip',
-      family: 6,
-      sourceMac,
-      destinationMac,
-      sourceIp,
-      destinationIp,
-      hopLimit,
-      ...NO_TRANSPORT,
-      transport: 'icmp6',
-      icmpType: type,
-    };
+    transport = { ...NO_TRANSPORT, transport: 'icmp6', icmpType: type };
+  } else {
+    transport = parseTransport(buf, next, at, packetEnd);
   }
-  const transport = laterFragment ? NO_TRANSPORT : parseTransport(buf, next, at, packetEnd);
   if (!transport) return malformed('truncated TCP/UDP header');
   return {
     kind: 'ip',

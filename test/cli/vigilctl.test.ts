@@ -460,6 +460,17 @@ describe('vigilctl usage and connection errors', () => {
     expect(r.stderr).toMatch(/^vigilctl: cannot connect to the bus at unix:path=\/nonexistent/);
   });
 
+  test.each([['garbage'], ['unix:'], ['tcp:host=x'], ['unix:path=/a,abstract=b']])(
+    'a malformed address (%j): one line saying what is wrong, exit 3',
+    async (address) => {
+      const r = await runCtl(['--bus', address, 'status']);
+      expect(r.code).toBe(3);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(/^vigilctl: invalid D-Bus address "/);
+      expect(r.stderr).not.toMatch(/Cannot read properties|TypeError|at /);
+    },
+  );
+
   test('no session bus and no VIGIL_BUS_ADDRESS: says so, exit 3', async () => {
     const r = await runCtl(['tasks']);
     expect(r.code).toBe(3);

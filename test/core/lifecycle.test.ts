@@ -1,6 +1,5 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { Message } from '@particle/dbus-next';
 import { startPrivateBus } from '../helpers/bus';
 import { IFACE, plain, ROOT } from '../helpers/client';
 import { useBus } from '../helpers/fixture';
@@ -52,16 +51,7 @@ test('SIGTERM exits 0 within 5 s, records the running task and releases the name
   const started = Date.now();
   expect(await daemon.stop()).toBe(0);
   expect(Date.now() - started).toBeLessThan(5000);
-  const [owned] = (await fx.client.bus.call(
-    new Message({
-      destination: 'org.freedesktop.DBus',
-      path: '/org/freedesktop/DBus',
-      interface: 'org.freedesktop.DBus',
-      member: 'NameHasOwner',
-      signature: 's',
-      body: ['org.vigil.Vigil1'],
-    }),
-  ))!.body as [boolean];
+  const [owned] = (await fx.client.busCall('NameHasOwner', 's', ['org.vigil.Vigil1'])) as [boolean];
   expect(owned).toBe(false);
   const again = await startDaemon(fx.bus.address, { stateDir });
   try {

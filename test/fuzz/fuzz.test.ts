@@ -1,7 +1,7 @@
-import { Message } from '@particle/dbus-next';
 import { startPrivateBus, type PrivateBus } from '../helpers/bus';
 import { IFACE, NAME, ROOT, TestClient } from '../helpers/client';
 import { startDaemon, type DaemonProcess } from '../helpers/daemon';
+import { IndependentClient, Message } from './independent-client';
 import {
   deepValue,
   parseSignature,
@@ -139,14 +139,14 @@ function describeCall(c: FuzzCall): string {
 
 let bus: PrivateBus;
 let daemon: DaemonProcess;
-let fuzzer: TestClient;
+let fuzzer: IndependentClient;
 let observer: TestClient;
 
 beforeAll(async () => {
   console.log(`fuzz seed ${SEED} (FUZZ_SEED=${SEED} reproduces the generated calls)`);
   bus = await startPrivateBus();
   daemon = await startDaemon(bus.address, { args: ['--slow-pace-ms', '5'] });
-  fuzzer = await TestClient.connect(bus.address);
+  fuzzer = await IndependentClient.connect(bus.address);
   observer = await TestClient.connect(bus.address);
 });
 
@@ -160,7 +160,11 @@ afterAll(async () => {
 type Outcome =
   { kind: 'return' } | { kind: 'error'; name: string; text: string } | { kind: 'timeout' };
 
-function callWithTimeout(client: TestClient, msg: Message, timeoutMs: number): Promise<Outcome> {
+function callWithTimeout(
+  client: IndependentClient,
+  msg: Message,
+  timeoutMs: number,
+): Promise<Outcome> {
   return new Promise((resolve) => {
     const timer = setTimeout(() => resolve({ kind: 'timeout' }), timeoutMs);
     client.bus.call(msg).then(
@@ -286,7 +290,7 @@ test(`${CALLS} random calls all get an answer, and the daemon keeps serving`, as
 
 test('calls sent with NO_REPLY_EXPECTED are taken without harm and never answered', async () => {
   // A bus monitor sees every reply the daemon sends, even one the bus would refuse to deliver.
-  const monitor = await TestClient.connect(bus.address);
+  const monitor = await IndependentClient.connect(bus.address);
   const replies: Message[] = [];
   monitor.bus.on('message', (m: Message) => {
     if (m.destination === fuzzer.uniqueName && m.replySerial !== undefined) replies.push(m);

@@ -1,4 +1,5 @@
-import { Variant } from '../../src/bus/values';
+// Values for the independent client (dbus-next marshals its own Variant class only).
+import { Variant } from './independent-client';
 
 /**
  * Seeded generators of D-Bus signatures and values for the fuzz test: everything they make is

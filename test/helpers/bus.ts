@@ -1,10 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import * as dbus from '@particle/dbus-next';
-import { Message } from '@particle/dbus-next';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { addMatch } from '../../src/bus/connection';
+import { BusConnection, callBusDaemon, watchNameOwner } from '../../src/bus/connection';
 
 /** A private dbus-daemon for one test file: never the machine's own buses. */
 export interface PrivateBus {
@@ -41,20 +39,15 @@ export function activatingBusConfig(dir: string, serviceDir: string): string {
 
 /**
  * Start `dbus-daemon` with `configFile` (the session config by default) listening on a unix
- * socket in a fresh temporary directory.
+ * socket in a fresh temporary directory (or on `listen`, a D-Bus address).
  */
-export async function startPrivateBus(configFile?: string): Promise<PrivateBus> {
+export async function startPrivateBus(configFile?: string, listen?: string): Promise<PrivateBus> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-bus-'));
   fs.chmodSync(dir, 0o755);
-  const socket = path.join(dir, 'bus');
+  const listenArg = `--address=${listen ?? `unix:path=${path.join(dir, 'bus')}`}`;
   const args = configFile
-    ? [
-        `--config-file=${configFile}`,
-        `--address=unix:path=${socket}`,
-        '--nofork',
-        '--print-address=1',
-      ]
-    : ['--session', `--address=unix:path=${socket}`, '--nofork', '--print-address=1'];
+    ? [`--config-file=${configFile}`, listenArg, '--nofork', '--print-address=1']
+    : ['--session', listenArg, '--nofork', '--print-address=1'];
   const child: ChildProcess = spawn('dbus-daemon', args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const address = await new Promise<string>((resolve, reject) => {
     let out = '';
@@ -113,41 +106,22 @@ export async function waitForBusName(
   const name = options.name ?? 'org.vigil.Vigil1';
   const timeoutMs = options.timeoutMs ?? 20000;
   const describe = options.describe ?? (() => '');
-  const bus = dbus.sessionBus({ busAddress: address });
+  const bus = await BusConnection.open(address);
   let timer: NodeJS.Timeout | undefined;
   try {
-    await new Promise<void>((resolve, reject) => {
-      bus.once('connect', () => resolve());
-      bus.once('error', reject);
-    });
     const ownedByIt = async (): Promise<boolean> => {
       try {
-        const reply = await bus.call(
-          new Message({
-            destination: 'org.freedesktop.DBus',
-            path: '/org/freedesktop/DBus',
-            interface: 'org.freedesktop.DBus',
-            member: 'GetConnectionUnixProcessID',
-            signature: 's',
-            body: [name],
-          }),
-        );
-        return options.pid === undefined || descendsFrom(Number(reply?.body[0]), options.pid);
+        const reply = await callBusDaemon(bus, 'GetConnectionUnixProcessID', 's', [name]);
+        return options.pid === undefined || descendsFrom(Number(reply.body[0]), options.pid);
       } catch {
         return false; // NameHasNoOwner: not yet
       }
     };
-    const owned = new Promise<void>((resolve) => {
-      bus.on('message', (m: Message) => {
-        const [changed, , owner] = (m.body ?? []) as string[];
-        if (m.member !== 'NameOwnerChanged' || changed !== name || owner === '') return;
-        void ownedByIt().then((yes) => yes && resolve());
-      });
+    let onOwned: () => void = () => undefined;
+    const owned = new Promise<void>((resolve) => (onOwned = resolve));
+    await watchNameOwner(bus, name, (owner) => {
+      if (owner !== '') void ownedByIt().then((yes) => yes && onOwned());
     });
-    await addMatch(
-      bus,
-      `type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged',arg0='${name}'`,
-    );
     if (await ownedByIt()) return;
     await Promise.race([
       owned,
@@ -167,6 +141,6 @@ export async function waitForBusName(
     ]);
   } finally {
     clearTimeout(timer);
-    bus.disconnect();
+    bus.close();
   }
 }

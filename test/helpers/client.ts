@@ -1,6 +1,9 @@
-import * as dbus from '@particle/dbus-next';
-import { Message, type MessageBus, Variant } from '@particle/dbus-next';
-import { addMatch } from '../../src/bus/connection';
+import { addMatch, BusConnection, callBusDaemon, NameOwnerTracker } from '../../src/bus/connection';
+import { DBusError } from '../../src/bus/wire/connection';
+import { SIGNAL, type Message } from '../../src/bus/wire/message';
+import { Variant } from '../../src/bus/wire/variant';
+
+export type { Message };
 
 export const NAME = 'org.vigil.Vigil1';
 export const ROOT = '/org/vigil/Vigil1';
@@ -14,19 +17,18 @@ export interface DBusErrorReply {
 
 /** A low-level client: raw calls with explicit signatures, so tests control exactly what is sent. */
 export class TestClient {
-  private constructor(readonly bus: MessageBus) {}
+  private readonly vigil: NameOwnerTracker;
+
+  private constructor(readonly bus: BusConnection) {
+    this.vigil = new NameOwnerTracker(bus, NAME);
+  }
 
   static async connect(address: string): Promise<TestClient> {
-    const bus = dbus.sessionBus({ busAddress: address });
-    await new Promise<void>((resolve, reject) => {
-      bus.once('connect', () => resolve());
-      bus.once('error', reject);
-    });
-    return new TestClient(bus);
+    return new TestClient(await BusConnection.open(address));
   }
 
   get uniqueName(): string {
-    return (this.bus as unknown as { name: string | null }).name ?? '';
+    return this.bus.uniqueName;
   }
 
   async call(
@@ -36,10 +38,15 @@ export class TestClient {
     signature = '',
     body: unknown[] = [],
   ): Promise<unknown[]> {
-    const reply = await this.bus.call(
-      new Message({ destination: NAME, path, interface: iface, member, signature, body }),
-    );
-    return (reply?.body ?? []) as unknown[];
+    const reply = await this.bus.call({
+      destination: NAME,
+      path,
+      interface: iface,
+      member,
+      signature,
+      body,
+    });
+    return reply.body;
   }
 
   /** The error a call fails with; fails the test if the call succeeds. */
@@ -53,10 +60,15 @@ export class TestClient {
     try {
       await this.call(path, iface, member, signature, body);
     } catch (e) {
-      const err = e as { type?: string; text?: string; message?: string };
-      return { type: err.type ?? 'unknown', text: err.text ?? err.message ?? '' };
+      if (e instanceof DBusError) return { type: e.type, text: e.text };
+      return { type: 'unknown', text: (e as Error).message };
     }
     throw new Error(`${iface}.${member} succeeded but an error was expected`);
+  }
+
+  /** Call the bus daemon itself (org.freedesktop.DBus). */
+  async busCall(member: string, signature = '', body: unknown[] = []): Promise<unknown[]> {
+    return (await callBusDaemon(this.bus, member, signature, body)).body;
   }
 
   async get(path: string, iface: string, prop: string): Promise<unknown> {
@@ -72,26 +84,32 @@ export class TestClient {
     return plain(all) as Record<string, unknown>;
   }
 
-  /** Subscribe to signals matching `rule` fields; returns the collected messages. */
+  /**
+   * Subscribe to vigil's signals matching `rule` fields; returns the collected messages. Only
+   * signals whose sender is vigil's current unique owner are kept (as every client should).
+   */
   async subscribe(rule: { path?: string; iface?: string; member?: string }): Promise<SignalLog> {
+    await this.vigil.start();
     const parts = ["type='signal'", `sender='${NAME}'`];
     if (rule.path) parts.push(`path='${rule.path}'`);
     if (rule.iface) parts.push(`interface='${rule.iface}'`);
     if (rule.member) parts.push(`member='${rule.member}'`);
     await addMatch(this.bus, parts.join(','));
     const log = new SignalLog();
-    this.bus.on('message', (m: Message) => {
-      if (m.type !== dbus.MessageType.SIGNAL) return;
-      if (rule.path && m.path !== rule.path) return;
-      if (rule.iface && m.interface !== rule.iface) return;
-      if (rule.member && m.member !== rule.member) return;
-      log.add(m);
+    this.bus.addSignalListener({
+      accepts: (h) =>
+        h.type === SIGNAL &&
+        this.vigil.isFrom(h) &&
+        (!rule.path || h.path === rule.path) &&
+        (!rule.iface || h.interface === rule.iface) &&
+        (!rule.member || h.member === rule.member),
+      handle: (m) => log.add(m),
     });
     return log;
   }
 
   close(): void {
-    this.bus.disconnect();
+    this.bus.close();
   }
 }
 

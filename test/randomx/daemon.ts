@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Message } from '@particle/dbus-next';
+import type { Message } from '../../src/bus/wire/message';
 import { waitForBusName } from '../helpers/bus';
 import { IFACE, ROOT, TestClient, plain, type SignalLog } from '../helpers/client';
 import { VIGILD } from '../helpers/daemon';

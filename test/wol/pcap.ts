@@ -1,4 +1,7 @@
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import type { Lan } from '../helpers/netns';
+import { until } from './vigil-process';
 
 /** One record of a classic pcap file (what `tcpdump -w` writes). */
 export interface PcapRecord {
@@ -56,4 +59,26 @@ export function magicPayload(frame: Buffer): { mac: string; via: 'udp' | 'ethern
     if (!payload.subarray(6 + i * 6, 12 + i * 6).equals(mac)) return undefined;
   }
   return { mac: [...mac].map((b) => b.toString(16).padStart(2, '0')).join(':'), via };
+}
+
+/**
+ * tcpdump on a node's eth0 writing `file` (every frame at once: immediate mode, unbuffered),
+ * resolved once it listens; it is killed with the LAN.
+ */
+export async function capture(
+  lan: Lan,
+  node: string,
+  file: string,
+  filter?: string,
+): Promise<ChildProcess> {
+  const args = ['-i', 'eth0', '-n', '--immediate-mode', '-U', '-w', file];
+  const dump = lan.spawn(node, 'tcpdump', filter ? [...args, filter] : args);
+  let err = '';
+  dump.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  await until(
+    () => err.includes('listening on'),
+    10000,
+    () => `tcpdump: ${err}`,
+  );
+  return dump;
 }

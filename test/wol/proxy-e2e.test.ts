@@ -1,14 +1,14 @@
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Message } from '@particle/dbus-next';
+import type { Message } from '../../src/bus/wire/message';
 import { startPrivateBus, type PrivateBus } from '../helpers/bus';
 import { plain, TestClient, variant, type SignalLog } from '../helpers/client';
 import { Lan, linkLocal } from '../helpers/netns';
 import { isolatedEnv, runCtl } from '../cli/run';
-import { advertisement, mac, solicitation } from './craft';
-import { magicPayload, readPcap, type PcapRecord } from './pcap';
+import { advertisement, ip6, mac, mldQuery, solicitation } from './craft';
+import { capture, magicPayload, readPcap, type PcapRecord } from './pcap';
 import { INJECT, startVigil, until, type VigilProcess } from './vigil-process';
 import { arpFrame } from '../../src/wol/packets';
 import { parseIpv4 } from '../../src/wol/addresses';
@@ -48,7 +48,6 @@ describe('sleep proxy with real frames and real TCP', () => {
   let daemon: VigilProcess;
   let client: TestClient;
   let wakeSignals: SignalLog;
-  let tcpdump: ChildProcess;
   let listener: ChildProcess | undefined;
   let dir: string;
   let pcapFile: string;
@@ -60,18 +59,18 @@ describe('sleep proxy with real frames and real TCP', () => {
   const wakes = () => wakeSignals.messages.filter(isWakeSent);
 
   /** The requester's neighbour entry for `ip`: its MAC (or '' while unresolved). */
-  function neighbour(ip: string): string {
-    const out = lan.exec('requester', 'ip', [
-      ip.includes(':') ? '-6' : '-4',
-      'neigh',
-      'show',
-      'to',
-      ip,
-      'dev',
-      'eth0',
+  const neighbour = (ip: string): string => lan.neighbour('requester', ip);
+
+  /** A broadcast ARP request from the requester for the host's IPv4 address. */
+  const askForHost = (): void =>
+    inject('requester', [
+      arpFrame({
+        op: 'request',
+        sourceMac: mac(MAC.requester),
+        senderIp: parseIpv4(IP.requester)!,
+        targetIp: parseIpv4(IP.sleeper)!,
+      }),
     ]);
-    return /lladdr ([0-9a-f:]{17})/.exec(out)?.[1] ?? '';
-  }
 
   /** Send the host one UDP datagram: the requester resolves (and then caches) its MAC. */
   async function touch(ip: string): Promise<void> {
@@ -230,45 +229,19 @@ describe('sleep proxy with real frames and real TCP', () => {
     stateDir = path.join(dir, 'state');
     fs.writeFileSync(configFile, config());
     lan = new Lan(tag);
-    lan.addNode({
-      name: 'watcher',
-      mac: MAC.vigil,
-      cidr: `${IP.vigil}/24`,
-      ipv6: true,
-      cidr6: [`${ULA.vigil}/64`],
-    });
-    lan.addNode({
-      name: 'requester',
-      mac: MAC.requester,
-      cidr: `${IP.requester}/24`,
-      ipv6: true,
-      cidr6: [`${ULA.requester}/64`],
-    });
+    for (const name of ['watcher', 'requester', 'stranger'] as const) {
+      const key = name === 'watcher' ? 'vigil' : name;
+      lan.addNode({
+        name,
+        mac: MAC[key],
+        cidr: `${IP[key]}/24`,
+        ipv6: true,
+        cidr6: [`${ULA[key]}/64`],
+      });
+    }
     lan.addNode({ name: 'sleeper', mac: MAC.sleeper, cidr: `${IP.sleeper}/24`, ipv6: true });
     lan.setSysctl('sleeper', 'net.ipv6.conf.eth0.disable_ipv6=1'); // its IPv6 comes up later
-    lan.addNode({
-      name: 'stranger',
-      mac: MAC.stranger,
-      cidr: `${IP.stranger}/24`,
-      ipv6: true,
-      cidr6: [`${ULA.stranger}/64`],
-    });
-    tcpdump = lan.spawn('watcher', 'tcpdump', [
-      '-i',
-      'eth0',
-      '-n',
-      '--immediate-mode',
-      '-U',
-      '-w',
-      pcapFile,
-    ]);
-    let dumpErr = '';
-    tcpdump.stderr?.on('data', (d: Buffer) => (dumpErr += d.toString()));
-    await until(
-      () => dumpErr.includes('listening on'),
-      10000,
-      () => `tcpdump: ${dumpErr}`,
-    );
+    await capture(lan, 'watcher', pcapFile);
     bus = await startPrivateBus();
     daemon = await startVigil(lan, 'watcher', bus.address, stateDir, configFile);
     client = await TestClient.connect(bus.address);
@@ -619,14 +592,7 @@ describe('sleep proxy with real frames and real TCP', () => {
     expect(await get(SLEEPY, 'Proxying')).toBe(true);
     expect(daemon.child.exitCode).toBeNull();
     // It still answers for the host.
-    inject('requester', [
-      arpFrame({
-        op: 'request',
-        sourceMac: mac(MAC.requester),
-        senderIp: parseIpv4(IP.requester)!,
-        targetIp: parseIpv4(IP.sleeper)!,
-      }),
-    ]);
+    askForHost();
     await until(
       () =>
         records().some(
@@ -676,14 +642,7 @@ describe('sleep proxy with real frames and real TCP', () => {
       expect(daemon.output()).toMatch(
         /sleep proxy for sleepy: not answering for 10\.9\.0\.3 \(IPv4 forwarding is on for eth0/,
       );
-      inject('requester', [
-        arpFrame({
-          op: 'request',
-          sourceMac: mac(MAC.requester),
-          senderIp: parseIpv4(IP.requester)!,
-          targetIp: parseIpv4(IP.sleeper)!,
-        }),
-      ]);
+      askForHost();
       await new Promise((r) => setTimeout(r, 300));
       expect(neighbour(IP.sleeper)).not.toBe(MAC.vigil);
       expect(forbiddenFromVigil()).toEqual([]);
@@ -709,6 +668,8 @@ describe('sleep proxy with real frames and real TCP', () => {
     expect(daemon.output()).toMatch(
       /handed 10\.9\.0\.3 back to sleepy \(02:00:00:00:05:03\), taken over before vigil last stopped/,
     );
+    // The link-local address it learned while awake came back from the state database.
+    expect(await get(SLEEPY, 'Ip6')).toEqual([ULA.sleeper, SLEEPER_LL]);
     // The host still sleeps, so the new daemon takes over again; then a clean stop.
     await until(async () => (await get(SLEEPY, 'Proxying')) === true, 10000);
     await until(() => neighbour(IP.sleeper) === MAC.vigil, 3000);
@@ -719,5 +680,99 @@ describe('sleep proxy with real frames and real TCP', () => {
     expect(neighbour(ULA.sleeper)).toBe(MAC.sleeper);
     daemon = await startVigil(lan, 'watcher', bus.address, stateDir, configFile);
     expect(daemon.output()).not.toMatch(/taken over before vigil last stopped/);
+  }, 60000);
+
+  test('a reload that turns proxy off hands back; turning it on again takes over', async () => {
+    const reload = async (text: string) => {
+      fs.writeFileSync(configFile, text);
+      await client.call('/org/vigil/Vigil1', 'org.vigil.Vigil1.Daemon', 'Reload');
+    };
+    await until(async () => (await get(SLEEPY, 'Proxying')) === true, 10000);
+    await until(() => neighbour(IP.sleeper) === MAC.vigil, 3000);
+    const changes = await client.subscribe({ path: SLEEPY, member: 'PropertiesChanged' });
+    await reload(config().replace('proxy = yes', 'proxy = no'));
+    await until(() => neighbour(IP.sleeper) === MAC.sleeper, 2000);
+    expect(await client.getAll(SLEEPY, HOST)).toMatchObject({ Proxy: false, Proxying: false });
+    const changed = changes.messages.map((m) => Object.keys(plain(m.body[1]) as object)).flat();
+    expect(changed).toEqual(expect.arrayContaining(['Proxy', 'Proxying']));
+    await reload(config());
+    await until(async () => (await get(SLEEPY, 'Proxying')) === true, 10000);
+    await until(() => neighbour(IP.sleeper) === MAC.vigil, 3000);
+  }, 30000);
+});
+
+describe('a switch that snoops MLD', () => {
+  test('vigil joins the solicited-node groups of the watched addresses, so their NS reach it', async () => {
+    const lan = new Lan(`vm${process.pid}`, { mldSnooping: true });
+    const bus = await startPrivateBus();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-mld-'));
+    let daemon: VigilProcess | undefined;
+    let client: TestClient | undefined;
+    try {
+      const nodes: [string, string, string[]][] = [
+        ['watcher', MAC.vigil, [`${ULA.vigil}/64`]],
+        ['requester', MAC.requester, [`${ULA.requester}/64`]],
+        // Its addresses share their last 24 bits, so their solicited-node groups, with the
+        // host's and with an unwatched address: the switch learns those groups at its port.
+        ['twin', MAC.stranger, ['fd01::20/64', 'fd01::21/64']],
+      ];
+      for (const [name, m, cidr6] of nodes) lan.addNode({ name, mac: m, ipv6: true, cidr6 });
+      lan.addNode({ name: 'router', mac: '02:00:00:00:05:99' });
+      const pcapFile = path.join(dir, 'vigil.pcap');
+      await capture(lan, 'watcher', pcapFile);
+      const config = path.join(dir, 'vigil.conf');
+      fs.writeFileSync(
+        config,
+        `[host:plain6]\nip = 10.9.0.20\nip6 = fd00::20\nmac = ${MAC.plain}\ninterface = eth0\ntimeout = 1\ncooldown = 0\n`,
+      );
+      daemon = await startVigil(lan, 'watcher', bus.address, path.join(dir, 'state'), config);
+      client = await TestClient.connect(bus.address);
+      const signals = await client.subscribe({ path: WOL_PATH, iface: WOL, member: 'WakeSent' });
+      await until(async () => (await client!.get(PLAIN, HOST, 'State')) === 'offline', 5000);
+      // A querier appears; from now on the switch forwards each group to its members only.
+      lan.exec('router', process.execPath, [
+        INJECT,
+        'eth0',
+        'frames',
+        mldQuery(mac('02:00:00:00:05:99'), 'fe80::99').toString('hex'),
+      ]);
+      const members = (group: string): string =>
+        execFileSync('bridge', ['-n', lan.switchNetns, 'mdb', 'show'], { encoding: 'utf8' })
+          .split('\n')
+          .filter((l) => l.includes(`grp ${group} `))
+          .map((l) => /port (\S+)/.exec(l)?.[1])
+          .sort()
+          .join(' ');
+      // p0 is vigil's port, p2 the twin's.
+      await until(
+        () => members('ff02::1:ff00:20') === 'p0 p2' && members('ff02::1:ff00:21') === 'p2',
+        5000,
+        () =>
+          `ff02::1:ff00:20: ${members('ff02::1:ff00:20')}; ff02::1:ff00:21: ${members('ff02::1:ff00:21')}`,
+      );
+      const ns = (target: string) =>
+        solicitation({ sourceMac: mac(MAC.requester), source: ULA.requester, target });
+      const mark = Date.now() * 1000;
+      lan.exec('requester', process.execPath, [
+        INJECT,
+        'eth0',
+        'frames',
+        ns('fd00::21').toString('hex'),
+        ns('fd00::20').toString('hex'),
+      ]);
+      const signal = await signals.waitFor((m) => m.member === 'WakeSent');
+      expect(signal.body).toEqual(['plain6', MAC.plain, ULA.requester, 'ndp']);
+      // The solicitation for the group vigil did not join never reached its wire.
+      const seen = readPcap(pcapFile)
+        .filter((r) => r.timeUs >= mark && r.data.readUInt16BE(12) === 0x86dd && r.data[54] === 135)
+        .map((r) => r.data.subarray(62, 78).toString('hex'));
+      expect(seen).toEqual([ip6('fd00::20').toString('hex')]);
+    } finally {
+      client?.close();
+      await daemon?.stop();
+      await bus.stop();
+      lan.destroy();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   }, 60000);
 });

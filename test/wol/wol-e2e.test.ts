@@ -1,13 +1,12 @@
-import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Message } from '@particle/dbus-next';
+import type { Message } from '../../src/bus/wire/message';
 import { startPrivateBus, type PrivateBus } from '../helpers/bus';
 import { TestClient, plain, variant, type SignalLog } from '../helpers/client';
 import { Lan } from '../helpers/netns';
 import { CtlProcess, isolatedEnv, runCtl } from '../cli/run';
-import { magicPayload, readPcap } from './pcap';
+import { capture, magicPayload, readPcap } from './pcap';
 import { INJECT, startVigil, until, type VigilProcess } from './vigil-process';
 import { arpFrame } from '../../src/wol/packets';
 import { parseIpv4, parseMac } from '../../src/wol/addresses';
@@ -57,7 +56,6 @@ describe('Wake-on-LAN watcher with real packets', () => {
   let client: TestClient;
   let wakeSignals: SignalLog;
   let hostSignals: SignalLog;
-  let tcpdump: ChildProcess;
   let dir: string;
   let pcapFile: string;
   let configFile: string;
@@ -96,22 +94,7 @@ describe('Wake-on-LAN watcher with real packets', () => {
     lan.addNode({ name: 'sleeper', mac: MAC.sleeper }); // asleep: no address, answers nothing
     lan.addNode({ name: 'stranger', mac: MAC.stranger, cidr: '10.9.0.4/24' });
 
-    tcpdump = lan.spawn('sleeper', 'tcpdump', [
-      '-i',
-      'eth0',
-      '-n',
-      '--immediate-mode',
-      '-U',
-      '-w',
-      pcapFile,
-    ]);
-    let dumpErr = '';
-    tcpdump.stderr?.on('data', (d: Buffer) => (dumpErr += d.toString()));
-    await until(
-      () => dumpErr.includes('listening on'),
-      10000,
-      () => `tcpdump: ${dumpErr}`,
-    );
+    await capture(lan, 'sleeper', pcapFile);
 
     bus = await startPrivateBus();
     daemon = await startVigil(lan, 'watcher', bus.address, stateDir, configFile);
@@ -532,7 +515,10 @@ describe('Wake-on-LAN watcher without CAP_NET_RAW', () => {
     try {
       lan.addNode({ name: 'watcher', mac: MAC.watcher, cidr: '10.9.0.1/24' });
       const config = path.join(dir, 'vigil.conf');
-      fs.writeFileSync(config, `[host:sleepy]\nip = ${SLEEPER_IP}\nmac = ${MAC.sleeper}\n`);
+      fs.writeFileSync(
+        config,
+        `[host:sleepy]\nip = ${SLEEPER_IP}\nmac = ${MAC.sleeper}\nproxy = yes\ntimeout = 1\n`,
+      );
       daemon = await startVigil(lan, 'watcher', bus.address, path.join(dir, 'state'), config, [
         'setpriv',
         '--bounding-set=-net_raw',
@@ -542,6 +528,11 @@ describe('Wake-on-LAN watcher without CAP_NET_RAW', () => {
       expect(daemon.output()).toMatch(
         /Wake-on-LAN watcher unavailable: capturing ARP needs CAP_NET_RAW/,
       );
+      expect(daemon.output()).toMatch(
+        /Wake-on-LAN sleep proxy unavailable: answering for sleepy needs CAP_NET_RAW/,
+      );
+      await until(async () => (await client!.get(SLEEPY_PATH, HOST, 'State')) === 'offline', 5000);
+      expect(await client.get(SLEEPY_PATH, HOST, 'Proxying')).toBe(false);
       // Hosts can still be listed and added, and a wake by hand still goes out over UDP.
       expect((await client.call(WOL_PATH, WOL, 'ListHosts'))[0]).toEqual([SLEEPY_PATH]);
       await client.call(WOL_PATH, WOL, 'Wake', 's', ['sleepy']);

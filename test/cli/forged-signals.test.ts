@@ -1,0 +1,102 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { IFACE, ROOT } from '../helpers/client';
+import { MULTIUSER_BUS_CONFIG, useDaemon } from '../helpers/fixture';
+import { FORGED_VALUE } from './forge';
+import { CtlProcess, isolatedEnv } from './run';
+
+/**
+ * Issue 13, finding 1: another connection, of the same user or of another (uid 65534), sends
+ * vigilctl signals that imitate vigil's, straight to its unique name. vigilctl must believe
+ * only the unique name that owns org.vigil.Vigil1.
+ */
+const fx = useDaemon({ busConfig: MULTIUSER_BUS_CONFIG, args: ['--slow-pace-ms', '300'] });
+const NOBODY = 65534;
+const TASKS = `${ROOT}/Tasks`;
+
+/** The unique name of the bus connection that process `pid` holds. */
+async function uniqueNameOf(pid: number): Promise<string> {
+  for (let tries = 0; tries < 200; tries++) {
+    const [names] = (await fx.client.busCall('ListNames')) as [string[]];
+    for (const name of names.filter((n) => n.startsWith(':'))) {
+      const [owner] = await fx.client
+        .busCall('GetConnectionUnixProcessID', 's', [name])
+        .catch(() => [-1]);
+      if (owner === pid) return name;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`process ${pid} has no bus connection`);
+}
+
+/** Run the forger as `uid` against `target`; resolves once all it sent has reached the bus. */
+function forge(uid: number, target: string, taskId: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [path.join(__dirname, 'forge.js'), fx.bus.address, target, taskId, '20'],
+      { uid, gid: uid, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    child.once('close', (code) =>
+      code === 0 ? resolve(out.trim()) : reject(new Error(`forger exited ${code}: ${out}`)),
+    );
+  });
+}
+
+test('vigilctl random slow prints the real value, not forged slow_result/Finished/Progress', async () => {
+  const ctl = new CtlProcess(['--bus', fx.bus.address, 'random', 'slow', '3'], isolatedEnv());
+  await ctl.until((p) => p.stdoutLines().length >= 1, 'the task id');
+  const id = ctl.stdoutLines()[0];
+  const target = await uniqueNameOf(ctl.child.pid as number);
+  // Both forgers are done well before the 0.9 s task completes.
+  expect(await forge(0, target, id)).toMatch(/^sent \d+$/);
+  expect(await forge(NOBODY, target, id)).toMatch(/^sent \d+$/);
+  expect(await ctl.exited).toBe(0);
+  const printed = ctl.stdoutLines()[1];
+  expect(printed).not.toBe(FORGED_VALUE);
+  const [record] = (await fx.client.call(TASKS, `${IFACE}TaskManager`, 'GetTask', 's', [id])) as [
+    Record<string, { value: unknown }>,
+  ];
+  const result = record.Result.value as Record<string, { value: unknown }>;
+  expect(printed).toBe(String(result.result.value));
+  expect(Number(printed)).toBeLessThan(8);
+});
+
+test('vigilctl watch shows no forged event, ignores an fd-index signal and keeps running', async () => {
+  const watch = new CtlProcess(['--bus', fx.bus.address, '--json', 'watch'], isolatedEnv());
+  await watch.until((p) => p.stderr.includes('watching'), 'ready line');
+  const target = await uniqueNameOf(watch.child.pid as number);
+  const [id] = (await fx.client.call(
+    `${ROOT}/RandomData`,
+    `${IFACE}RandomData`,
+    'slow',
+    'i',
+    [2],
+  )) as [string];
+  await forge(0, target, id);
+  await forge(NOBODY, target, id);
+  await watch.until(
+    (p) => p.stdoutLines().some((l) => l.includes('"finished"') && l.includes(id)),
+    'the real finished event',
+  );
+  expect(watch.child.exitCode).toBeNull();
+  expect(watch.stdout).not.toContain(FORGED_VALUE);
+  expect(watch.stdout).not.toContain('forged');
+  expect(watch.stdout).not.toMatch(/"progress":0\.999|"done":999/);
+  // Still following real events after all that.
+  const [second] = (await fx.client.call(
+    `${ROOT}/RandomData`,
+    `${IFACE}RandomData`,
+    'slow',
+    'i',
+    [1],
+  )) as [string];
+  await watch.until(
+    (p) => p.stdoutLines().some((l) => l.includes('"finished"') && l.includes(second)),
+    'a later real event',
+  );
+  expect(await watch.kill('SIGINT')).toBe(0);
+});
