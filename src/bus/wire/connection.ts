@@ -52,6 +52,11 @@ export interface IncomingCall<T> {
   readonly header: MessageHeader;
   /** What `admit` said about the call (the server's route to its handler). */
   readonly token: T;
+  /**
+   * Decode the arguments now, when they are small enough to decode at once (throws BodyError);
+   * undefined when they must be decoded in slices with body().
+   */
+  bodyNow(): unknown[] | undefined;
   /** Decode the arguments, in slices when they are big; rejects with BodyError. */
   body(): Promise<unknown[]>;
 }
@@ -100,6 +105,8 @@ const DBUS_ERROR = 'org.freedesktop.DBus.Error.';
 
 /** A big body is decoded in slices of this many milliseconds, others served in between. */
 const SLICE_MS = 2;
+/** Bodies up to this size decode at once (well within a slice). */
+const DECODE_AT_ONCE_BYTES = 64 * 1024;
 
 interface PendingCall {
   resolve(m: Message): void;
@@ -406,6 +413,19 @@ export class BusConnection {
       const call: IncomingCall<unknown> = {
         header: h,
         token: accepted.token,
+        bodyNow: () => {
+          if (h.bodyLength > DECODE_AT_ONCE_BYTES) return undefined;
+          let body: unknown[] = [];
+          this.decode(
+            h,
+            buf,
+            (values) => (body = values),
+            (why) => {
+              throw new BodyError(why);
+            },
+          );
+          return body;
+        },
         body: () =>
           new Promise((resolve, reject) =>
             this.decode(h, buf, resolve, (why) => reject(new BodyError(why))),
