@@ -104,6 +104,7 @@ function privilegedCalls(hostPath: string): [string, string, string[]][] {
     ],
     ['WakeOnLan.RemoveHost', `${ROOT}/WakeOnLan`, ['sleeper']],
     ['WakeOnLan.Wake', `${ROOT}/WakeOnLan`, ['sleeper']],
+    ['WakeOnLan.GetWakeHistory', `${ROOT}/WakeOnLan`, ['10']],
     ['Host.Wake', hostPath, []],
     ['Daemon.Reload', ROOT, []],
   ];

@@ -235,6 +235,70 @@ export class MagicSender {
   }
 }
 
+/**
+ * Membership of IPv6 multicast groups on interfaces: the solicited-node groups of the watched
+ * hosts' addresses. A switch that snoops MLD forwards a Neighbor Solicitation only to the ports
+ * that joined its group, which a sleeping host did and vigil otherwise would not; joining makes
+ * vigil's kernel report the groups, so the solicitations reach it. The kernel ignores them
+ * (they are not for its addresses); the capture is what reads them.
+ */
+export class GroupMembership {
+  private socket: dgram.Socket | undefined;
+  private readonly joined = new Map<string, Set<string>>();
+
+  async start(): Promise<void> {
+    const socket = dgram.createSocket({ type: 'udp6', reuseAddr: false });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(0, '::', () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    socket.on('error', () => undefined);
+    this.socket = socket;
+  }
+
+  /** Join and leave so that each interface is in exactly `wanted` groups; the errors, per group. */
+  sync(wanted: ReadonlyMap<string, readonly string[]>): string[] {
+    const socket = this.socket;
+    if (!socket) return [];
+    const errors: string[] = [];
+    for (const [iface, groups] of this.joined) {
+      const keep = new Set(wanted.get(iface) ?? []);
+      for (const g of groups) {
+        if (keep.has(g)) continue;
+        try {
+          socket.dropMembership(g, `::%${iface}`);
+        } catch {
+          // Gone with the interface.
+        }
+        groups.delete(g);
+      }
+    }
+    for (const [iface, groups] of wanted) {
+      const have = this.joined.get(iface) ?? new Set<string>();
+      this.joined.set(iface, have);
+      for (const g of groups) {
+        if (have.has(g)) continue;
+        try {
+          socket.addMembership(g, `::%${iface}`);
+          have.add(g);
+        } catch (e) {
+          errors.push(`${g} on ${iface}: ${messageOf(e)}`);
+        }
+      }
+    }
+    return errors;
+  }
+
+  close(): void {
+    this.socket?.close();
+    this.socket = undefined;
+    this.joined.clear();
+  }
+}
+
 const IPPROTO_ICMPV6 = 58;
 const ICMP6_FILTER = 1;
 const ICMP6_ECHO_REPLY = 129;

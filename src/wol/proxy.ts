@@ -301,6 +301,11 @@ export class SleepProxy {
       if (now >= session.decideAt) this.takeOver(session, now);
       else if (session.probesSent < PROBES && now >= session.nextProbe) this.probe(session, now);
     }
+    // Forget what no longer limits anything, so a flood of requesters cannot grow these maps.
+    for (const [key, at] of this.dadSeen) if (now - at > DAD_WAIT_MS) this.dadSeen.delete(key);
+    for (const [key, at] of this.lastAnswer) {
+      if (now - at >= ANSWER_INTERVAL_MS) this.lastAnswer.delete(key);
+    }
     if (this.queue.length === 0) return;
     const due = this.queue.filter((q) => q.due <= now);
     this.queue = this.queue.filter((q) => q.due > now);
@@ -310,10 +315,11 @@ export class SleepProxy {
       if (wait > now) this.queue.push({ ...q, due: wait });
       else this.announce(q.iface, q.frame, now);
     }
-    for (const [key, at] of this.dadSeen) if (now - at > DAD_WAIT_MS) this.dadSeen.delete(key);
-    for (const [key, at] of this.lastAnswer) {
-      if (now - at >= ANSWER_INTERVAL_MS) this.lastAnswer.delete(key);
-    }
+  }
+
+  /** Entries kept for rate limiting and DAD (bounded by the tick; for tests). */
+  get trackedEntries(): number {
+    return this.lastAnswer.size + this.dadSeen.size;
   }
 
   private takeOver(session: Session, now: number): void {

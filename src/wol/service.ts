@@ -3,17 +3,20 @@ import os from 'node:os';
 import type { StateDatabase } from '../core/database';
 import { invalidArgument, messageOf, VigilError } from '../core/errors';
 import {
+  formatIpv6,
   interfaceAddresses,
   isLinkLocal6,
   isOnLink,
   normalizeMac,
   parseIpv6,
   parseMac,
+  solicitedNode,
 } from './addresses';
 import { makeHostSpec, type HostOptions, type ResolveEnvironment } from './config';
 import { WakeHistory } from './history';
 import {
   captureFilter,
+  GroupMembership,
   hasNetRawCapability,
   IcmpPinger,
   MagicSender,
@@ -54,6 +57,8 @@ export interface WolIo {
   ): Pinger | undefined;
   /** This machine on an interface: MAC, addresses, forwarding (default: io.readInterface). */
   readInterface?(iface: string): LocalInterface;
+  /** IPv6 multicast group membership (default: a kernel socket; none in unit tests). */
+  createMembership?(): GroupMembership | undefined;
 }
 
 export interface Pinger {
@@ -67,6 +72,7 @@ export const kernelIo: WolIo = {
   createSender: () => new MagicSender(),
   createPinger: (onReply, onError, family) => new IcmpPinger(onReply, onError, family),
   readInterface: (iface) => readInterface(iface),
+  createMembership: () => new GroupMembership(),
 };
 
 export interface WolServiceOptions {
@@ -168,6 +174,8 @@ export class WolService extends EventEmitter<ServiceEvents> {
   private sender: MagicSender | undefined;
   private pinger: Pinger | undefined;
   private pinger6: Pinger | undefined;
+  private membership: GroupMembership | undefined;
+  private readonly groupErrors = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private lastAddressRefresh = 0;
   /** Claims a previous run left that could not be handed back yet (no capture on their interface). */
@@ -235,6 +243,13 @@ export class WolService extends EventEmitter<ServiceEvents> {
     } else {
       this.pinger = this.openPinger(4);
       this.pinger6 = this.openPinger(6);
+      const membership = this.io.createMembership?.();
+      try {
+        await membership?.start();
+        this.membership = membership;
+      } catch (e) {
+        this.log.warning(`Wake-on-LAN: no IPv6 multicast membership: ${messageOf(e)}`);
+      }
       this.syncCaptures();
       this.log.info(
         `Wake-on-LAN watcher watching ${this.watcher.list().length} host(s) on ` +
@@ -243,7 +258,7 @@ export class WolService extends EventEmitter<ServiceEvents> {
     }
     // A previous run that died while proxying left addresses pointing at this machine.
     this.unreturnedClaims = this.store?.loadClaims() ?? [];
-    this.returnClaims();
+    this.returnClaims(true);
     this.emit('changed', ['Available', 'Interfaces']);
     this.syncTimer();
     this.tick();
@@ -285,13 +300,17 @@ export class WolService extends EventEmitter<ServiceEvents> {
     );
   }
 
-  /** Hand back what a previous run took over, on every interface that can send now. */
-  private returnClaims(): void {
+  /**
+   * Hand back what a previous run took over, on every interface that can send now; the rest
+   * waits for a capture on its interface (said once, at start).
+   */
+  private returnClaims(atStart = false): void {
     if (this.unreturnedClaims.length === 0) return;
     const ready = this.unreturnedClaims.filter((c) => this.captures.has(c.interface));
     const waiting = this.unreturnedClaims.filter((c) => !this.captures.has(c.interface));
     const left = this.watcher.recoverClaims(ready);
     this.unreturnedClaims = [...waiting, ...left];
+    if (!atStart) return;
     for (const c of this.unreturnedClaims) {
       this.log.warning(
         `Wake-on-LAN: cannot hand ${c.address} back to ${c.hostName} yet: no capture on ${c.interface}`,
@@ -337,6 +356,8 @@ export class WolService extends EventEmitter<ServiceEvents> {
     this.pinger = undefined;
     this.pinger6?.close();
     this.pinger6 = undefined;
+    this.membership?.close();
+    this.membership = undefined;
     this.sender?.close();
     this.sender = undefined;
   }
@@ -589,6 +610,27 @@ export class WolService extends EventEmitter<ServiceEvents> {
       }
     }
     if (this.unreturnedClaims.length > 0) this.returnClaims();
+    this.syncGroups();
+  }
+
+  /** Join the solicited-node group of every watched IPv6 address on its host's interface. */
+  private syncGroups(): void {
+    if (!this.membership) return;
+    const wanted = new Map<string, string[]>();
+    for (const h of this.watcher.list()) {
+      const groups = wanted.get(h.spec.interface) ?? [];
+      for (const text of hostIp6(h)) {
+        const bytes = parseIpv6(text);
+        if (bytes) groups.push(formatIpv6(solicitedNode(bytes)));
+      }
+      wanted.set(h.spec.interface, [...new Set(groups)]);
+    }
+    for (const error of this.membership.sync(wanted)) {
+      // Said once: an interface without IPv6 fails every time.
+      if (this.groupErrors.has(error)) continue;
+      this.groupErrors.add(error);
+      this.log.debug(`Wake-on-LAN: cannot join ${error}`);
+    }
   }
 
   /** Re-read this machine on `iface`; a new MAC changes the capture filter. */
@@ -665,6 +707,7 @@ export class WolService extends EventEmitter<ServiceEvents> {
     this.store?.saveLearned(host.spec.name, host.spec.mac, this.watcher.learnedAddresses(host));
     this.emit('hostChanged', host, ['Ip6']);
     if (host.spec.proxy) this.syncCaptures();
+    else this.syncGroups();
   }
 
   private onWakeDecision(decision: WakeDecision): void {

@@ -56,13 +56,20 @@ export class Lan {
   readonly switchNetns: string;
   private readonly children = new Set<ChildProcess>();
 
-  /** `tag` must be unique per run (include process.pid); namespace names derive from it. */
-  constructor(readonly tag: string) {
+  /**
+   * `tag` must be unique per run (include process.pid); namespace names derive from it.
+   * `mldSnooping` makes the switch forward IPv6 multicast only to the ports that joined its
+   * group, once some node acts as MLD querier (the bridge itself has no IPv6, so it does not).
+   */
+  constructor(
+    readonly tag: string,
+    options: { mldSnooping?: boolean } = {},
+  ) {
     this.switchNetns = `${tag}-sw`;
     ip(['netns', 'add', this.switchNetns]);
     this.sysctl(this.switchNetns, 'net.ipv6.conf.all.disable_ipv6=1');
-    // No multicast snooping: the Linux bridge would drop malformed IPv6 while looking for MLD,
-    // where a plain switch passes every frame (the flood tests send such frames on purpose).
+    // No multicast snooping unless asked: the Linux bridge would drop malformed IPv6 while
+    // looking for MLD, where a plain switch passes every frame (the flood tests send such).
     ip(
       [
         'link',
@@ -75,7 +82,7 @@ export class Lan {
         'forward_delay',
         '0',
         'mcast_snooping',
-        '0',
+        options.mldSnooping ? '1' : '0',
       ],
       this.switchNetns,
     );

@@ -111,3 +111,26 @@ export function fixIcmp6Checksum(frame: Buffer): Buffer {
   frame.writeUInt16BE(icmp6Checksum(frame, 22, 38, 54, length), 56);
   return frame;
 }
+
+/**
+ * An MLDv1 general query (RFC 2710) from a router's link-local address: hop limit 1, Router
+ * Alert, a 100 ms maximum response delay. A switch that snoops MLD starts filtering once it
+ * hears a querier, and every node answers with reports of its groups.
+ */
+export function mldQuery(sourceMac: Buffer, source: string): Buffer {
+  const frame = Buffer.alloc(14 + 40 + 8 + 24);
+  Buffer.from('333300000001', 'hex').copy(frame, 0);
+  sourceMac.copy(frame, 6);
+  frame.writeUInt16BE(0x86dd, 12);
+  frame.writeUInt32BE(0x60000000, 14);
+  frame.writeUInt16BE(8 + 24, 18);
+  frame[20] = 0; // hop-by-hop options
+  frame[21] = 1;
+  ip6(source).copy(frame, 22);
+  ip6('ff02::1').copy(frame, 38);
+  Buffer.from([58, 0, 5, 2, 0, 0, 1, 0]).copy(frame, 54); // Router Alert (MLD), PadN
+  frame[62] = 130;
+  frame.writeUInt16BE(100, 66);
+  frame.writeUInt16BE(icmp6Checksum(frame, 22, 38, 62, 24), 64);
+  return frame;
+}

@@ -1,4 +1,4 @@
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,7 +7,7 @@ import { startPrivateBus, type PrivateBus } from '../helpers/bus';
 import { plain, TestClient, variant, type SignalLog } from '../helpers/client';
 import { Lan, linkLocal } from '../helpers/netns';
 import { isolatedEnv, runCtl } from '../cli/run';
-import { advertisement, mac, solicitation } from './craft';
+import { advertisement, ip6, mac, mldQuery, solicitation } from './craft';
 import { capture, magicPayload, readPcap, type PcapRecord } from './pcap';
 import { INJECT, startVigil, until, type VigilProcess } from './vigil-process';
 import { arpFrame } from '../../src/wol/packets';
@@ -699,4 +699,80 @@ describe('sleep proxy with real frames and real TCP', () => {
     await until(async () => (await get(SLEEPY, 'Proxying')) === true, 10000);
     await until(() => neighbour(IP.sleeper) === MAC.vigil, 3000);
   }, 30000);
+});
+
+describe('a switch that snoops MLD', () => {
+  test('vigil joins the solicited-node groups of the watched addresses, so their NS reach it', async () => {
+    const lan = new Lan(`vm${process.pid}`, { mldSnooping: true });
+    const bus = await startPrivateBus();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-mld-'));
+    let daemon: VigilProcess | undefined;
+    let client: TestClient | undefined;
+    try {
+      const nodes: [string, string, string[]][] = [
+        ['watcher', MAC.vigil, [`${ULA.vigil}/64`]],
+        ['requester', MAC.requester, [`${ULA.requester}/64`]],
+        // Its addresses share their last 24 bits, so their solicited-node groups, with the
+        // host's and with an unwatched address: the switch learns those groups at its port.
+        ['twin', MAC.stranger, ['fd01::20/64', 'fd01::21/64']],
+      ];
+      for (const [name, m, cidr6] of nodes) lan.addNode({ name, mac: m, ipv6: true, cidr6 });
+      lan.addNode({ name: 'router', mac: '02:00:00:00:05:99' });
+      const pcapFile = path.join(dir, 'vigil.pcap');
+      await capture(lan, 'watcher', pcapFile);
+      const config = path.join(dir, 'vigil.conf');
+      fs.writeFileSync(
+        config,
+        `[host:plain6]\nip = 10.9.0.20\nip6 = fd00::20\nmac = ${MAC.plain}\ninterface = eth0\ntimeout = 1\ncooldown = 0\n`,
+      );
+      daemon = await startVigil(lan, 'watcher', bus.address, path.join(dir, 'state'), config);
+      client = await TestClient.connect(bus.address);
+      const signals = await client.subscribe({ path: WOL_PATH, iface: WOL, member: 'WakeSent' });
+      await until(async () => (await client!.get(PLAIN, HOST, 'State')) === 'offline', 5000);
+      // A querier appears; from now on the switch forwards each group to its members only.
+      lan.exec('router', process.execPath, [
+        INJECT,
+        'eth0',
+        'frames',
+        mldQuery(mac('02:00:00:00:05:99'), 'fe80::99').toString('hex'),
+      ]);
+      const members = (group: string): string =>
+        execFileSync('bridge', ['-n', lan.switchNetns, 'mdb', 'show'], { encoding: 'utf8' })
+          .split('\n')
+          .filter((l) => l.includes(`grp ${group} `))
+          .map((l) => /port (\S+)/.exec(l)?.[1])
+          .sort()
+          .join(' ');
+      // p0 is vigil's port, p2 the twin's.
+      await until(
+        () => members('ff02::1:ff00:20') === 'p0 p2' && members('ff02::1:ff00:21') === 'p2',
+        5000,
+        () =>
+          `ff02::1:ff00:20: ${members('ff02::1:ff00:20')}; ff02::1:ff00:21: ${members('ff02::1:ff00:21')}`,
+      );
+      const ns = (target: string) =>
+        solicitation({ sourceMac: mac(MAC.requester), source: ULA.requester, target });
+      const mark = Date.now() * 1000;
+      lan.exec('requester', process.execPath, [
+        INJECT,
+        'eth0',
+        'frames',
+        ns('fd00::21').toString('hex'),
+        ns('fd00::20').toString('hex'),
+      ]);
+      const signal = await signals.waitFor((m) => m.member === 'WakeSent');
+      expect(signal.body).toEqual(['plain6', MAC.plain, ULA.requester, 'ndp']);
+      // The solicitation for the group vigil did not join never reached its wire.
+      const seen = readPcap(pcapFile)
+        .filter((r) => r.timeUs >= mark && r.data.readUInt16BE(12) === 0x86dd && r.data[54] === 135)
+        .map((r) => r.data.subarray(62, 78).toString('hex'));
+      expect(seen).toEqual([ip6('fd00::20').toString('hex')]);
+    } finally {
+      client?.close();
+      await daemon?.stop();
+      await bus.stop();
+      lan.destroy();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60000);
 });

@@ -463,6 +463,15 @@ describe('sleep proxy: answering', () => {
     t.drain(); // the take-over's second announcement
     t.frame(arpRequest('10.9.0.2'));
     expect(t.drain()).toHaveLength(1);
+    // What the limits remember is forgotten once it limits nothing (long after any queue ran dry).
+    t.advance(10_000);
+    for (let i = 0; i < 50; i++) {
+      t.advance(20);
+      t.frame(arpRequest(`10.9.2.${i}`, `02:00:00:00:02:${i.toString(16).padStart(2, '0')}`));
+    }
+    t.advance(500);
+    t.advance(500);
+    expect(t.watcher.proxy.trackedEntries).toBe(0);
   });
 
   test('TCP SYN and UDP to a proxied address: wake_ports, ignore_from, only_from, cooldown', () => {
