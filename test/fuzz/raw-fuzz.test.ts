@@ -10,7 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { IFACE, ROOT } from '../helpers/client';
 import { multiuserBusConfigWith, useDaemon } from '../helpers/fixture';
-import { GC_ON_SIGNAL_OPTIONS, memoryAfterGc } from '../helpers/gc-on-signal';
+import { GC_ON_SIGNAL_OPTIONS, settledMemoryAfterGc } from '../helpers/gc-on-signal';
 
 const SEED = Number(process.env.RAW_FUZZ_SEED ?? 20261202);
 const COUNT = Number(process.env.RAW_FUZZ_COUNT ?? 10000);
@@ -40,17 +40,8 @@ interface Totals {
 
 const run = promisify(execFile);
 
-async function settledMemory(pid: number): Promise<{ rss: number; heap: number }> {
-  const seen: { rss: number; heap: number }[] = [];
-  for (let i = 0; i < 4; i++) {
-    seen.push(await memoryAfterGc(pid, () => fx.daemon.output()));
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  return {
-    rss: Math.min(...seen.map((m) => m.rss)),
-    heap: Math.min(...seen.map((m) => m.heap)),
-  };
-}
+const settledMemory = (pid: number): Promise<{ rss: number; heap: number }> =>
+  settledMemoryAfterGc(pid, () => fx.daemon.output());
 
 /** Lines where the daemon logged an error (a handler that threw something unnamed, ...). */
 function internalErrors(): string[] {
