@@ -217,6 +217,16 @@ export function parseAddressRange(text: string): AddressRange {
   };
 }
 
+/** Whether two IPv6 addresses share their first `prefix` bits (are on one prefix). */
+export function samePrefix(a: Buffer, b: Buffer, prefix: number): boolean {
+  for (let bit = 0; bit < prefix; bit += 8) {
+    const i = bit >> 3;
+    const mask = (0xff << (8 - Math.min(8, prefix - bit))) & 0xff;
+    if ((a[i] & mask) !== (b[i] & mask)) return false;
+  }
+  return true;
+}
+
 function maskIpv6(bytes: Buffer, prefix: number): Buffer {
   const out = Buffer.alloc(16);
   for (let i = 0; i < 16; i++) {

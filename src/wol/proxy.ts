@@ -1,4 +1,11 @@
-import { ip6Key, isLinkLocal6, isUnspecified6, parseMac, solicitedNode } from './addresses';
+import {
+  ip6Key,
+  isLinkLocal6,
+  isUnspecified6,
+  parseMac,
+  samePrefix,
+  solicitedNode,
+} from './addresses';
 import type { ArpFrame, NdpFrame } from './frames';
 import { arpFrame, multicastMac6, ndpFrame } from './packets';
 import type { Host } from './watcher';
@@ -681,16 +688,6 @@ export class SleepProxy {
       if (oldest !== undefined) session.requesters.delete(oldest);
     }
   }
-}
-
-function samePrefix(a: Buffer, b: Buffer, prefix: number): boolean {
-  for (let bit = 0; bit < prefix; bit += 8) {
-    const i = bit >> 3;
-    const bits = Math.min(8, prefix - bit);
-    const mask = (0xff << (8 - bits)) & 0xff;
-    if ((a[i] & mask) !== (b[i] & mask)) return false;
-  }
-  return true;
 }
 
 /** `a` is at `mac`, told to the whole LAN: gratuitous ARP, or an unsolicited NA with Override. */
