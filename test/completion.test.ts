@@ -4,7 +4,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { commands, findCommand } from '../src/cli/commands';
 import { LIVE_ARGUMENTS, shellWords } from '../src/cli/complete';
-import { activatingBusConfig, startPrivateBus, type PrivateBus } from './helpers/bus';
+import {
+  activatingBusConfig,
+  gdbusCallArgs,
+  startPrivateBus,
+  type PrivateBus,
+} from './helpers/bus';
 import { IFACE, ROOT, TestClient, variant } from './helpers/client';
 import { startDaemon, VIGILCTL, type DaemonProcess } from './helpers/daemon';
 import { Lan } from './helpers/netns';
@@ -119,19 +124,10 @@ describe('bash completion, without a daemon', () => {
       expect(offered(`vigilctl --bus ${bus.address} cancel `)).toEqual([]);
       expect(fs.existsSync(marker)).toBe(false);
       // The same bus does activate for an ordinary call: the check above could have failed.
-      spawnSync('gdbus', [
-        'call',
-        '--address',
-        bus.address,
-        '--dest',
-        'org.vigil.Vigil1',
-        '--object-path',
-        ROOT,
-        '--method',
-        'org.freedesktop.DBus.Peer.Ping',
-        '--timeout',
-        '1',
-      ]);
+      spawnSync(
+        'gdbus',
+        gdbusCallArgs(bus.address, ROOT, 'org.freedesktop.DBus.Peer.Ping', ['--timeout', '1']),
+      );
       expect(fs.existsSync(marker)).toBe(true);
     } finally {
       await bus.stop();
