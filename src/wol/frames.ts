@@ -158,29 +158,18 @@ function parseTransport(
   offset: number,
   end: number,
 ): Transport | undefined {
-  if (protocol === PROTO_TCP) {
-    if (end - offset < 20) return undefined;
-    if (buf[offset + 12] >> 4 < 5) return undefined;
-    const flags = buf[offset + 13];
-    return {
-      transport: 'tcp',
-      sourcePort: buf.readUInt16BE(offset),
-      destinationPort: buf.readUInt16BE(offset + 2),
-      syn: (flags & 0x02) !== 0 && (flags & 0x10) === 0,
-      icmpType: 0,
-    };
-  }
-  if (protocol === PROTO_UDP) {
-    if (end - offset < 8) return undefined;
-    return {
-      transport: 'udp',
-      sourcePort: buf.readUInt16BE(offset),
-      destinationPort: buf.readUInt16BE(offset + 2),
-      syn: false,
-      icmpType: 0,
-    };
-  }
-  return NO_TRANSPORT;
+  const tcp = protocol === PROTO_TCP;
+  if (!tcp && protocol !== PROTO_UDP) return NO_TRANSPORT;
+  if (end - offset < (tcp ? 20 : 8)) return undefined;
+  if (tcp && buf[offset + 12] >> 4 < 5) return undefined;
+  const flags = buf[offset + 13];
+  return {
+    transport: tcp ? 'tcp' : 'udp',
+    sourcePort: buf.readUInt16BE(offset),
+    destinationPort: buf.readUInt16BE(offset + 2),
+    syn: tcp && (flags & 0x02) !== 0 && (flags & 0x10) === 0,
+    icmpType: 0,
+  };
 }
 
 function parseIpv4Packet(buf: Buffer, offset: number, end: number, sourceMac: string): Frame {
