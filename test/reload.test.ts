@@ -223,4 +223,26 @@ describe('reload', () => {
     expect(daemon.child.exitCode).toBeNull();
     await client.call(task, `${IFACE}Task`, 'Cancel');
   });
+
+  test('a D-Bus host whose name the file takes comes back at the reload that drops it', async () => {
+    const daemonLines = ['max_running = 2', 'slow_pace_ms = 1000'];
+    writeConfig(daemonLines, {
+      alpha: ALPHA,
+      added: ['ip = 10.76.0.60', 'mac = 02:00:00:00:76:e0'],
+    });
+    expect((await reload()).code).toBe(0);
+    await logged(/host "added" added over D-Bus is now also in the config file; the config wins/);
+    expect(await client.get(hostPath('added'), HOST_IFACE, 'Mac')).toBe('02:00:00:00:76:e0');
+    writeConfig(daemonLines, { alpha: ALPHA });
+    expect((await reload()).code).toBe(0);
+    await logged(/watching added again, added over D-Bus/);
+    expect(await hosts()).toEqual(['added', 'alpha'].map(hostPath));
+    expect(await client.getAll(hostPath('added'), HOST_IFACE)).toMatchObject({
+      Mac: '02:00:00:00:76:a0',
+      Ip: '10.76.0.50',
+    });
+    // A D-Bus host again: RemoveHost takes it (a file host's answer would be NotSupported).
+    await client.call(WOL, WOL_IFACE, 'RemoveHost', 's', ['added']);
+    expect(await hosts()).toEqual([hostPath('alpha')]);
+  });
 });

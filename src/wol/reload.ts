@@ -1,3 +1,4 @@
+import { messageOf } from '../core/errors';
 import { formatWakePort } from './config';
 import type { HostProperty } from './events';
 import { WolWatcher, type Host, type HostSpec } from './watcher';
@@ -7,7 +8,11 @@ import { WolWatcher, type Host, type HostSpec } from './watcher';
  * a refused reload changes nothing: hosts gone from the file stop being watched, new ones are
  * watched, the others change in place (their bus objects stay) and say which properties
  * changed. A changed MAC makes a new host (a Host's `Mac` is const). Hosts added over D-Bus
- * stay, except where the file takes their name (the file wins, as at start).
+ * stay, except where the file takes their name (the file wins, as at start). Every host kept
+ * in the state database after AddHost that is not watched is tried again whenever its name is
+ * free: when the file drops that name, or when what kept it away at start or at an earlier
+ * reload (a clash with a file host) is gone. One that still cannot be watched does not refuse
+ * the reload: the file is not at fault, and the error is logged instead.
  */
 
 /** What a config reload did to the hosts, by name (a changed MAC counts as changed). */
@@ -24,6 +29,10 @@ export interface ReloadPlan {
   readonly added: readonly HostSpec[];
   /** Hosts that stay, with their new settings and the properties that change. */
   readonly changed: readonly { readonly spec: HostSpec; readonly props: HostProperty[] }[];
+  /** Hosts kept in the state database after AddHost that come back: their name is free. */
+  readonly restored: readonly HostSpec[];
+  /** Those whose name is free but that cannot be watched (the error says why). */
+  readonly unrestorable: readonly { readonly name: string; readonly error: string }[];
   readonly change: ConfigHostsChange;
 }
 
@@ -32,6 +41,8 @@ export interface ReloadContext {
   readonly current: readonly Host[];
   /** Throws when the service refuses the host (e.g. on an interface that is not watched). */
   readonly check: (spec: HostSpec) => void;
+  /** The hosts kept in the state database after AddHost, by name, each checked when built. */
+  readonly busHosts: ReadonlyMap<string, () => HostSpec>;
 }
 
 /** The Host properties that differ between two settings of one host. */
@@ -78,16 +89,42 @@ export function planReload(specs: readonly HostSpec[], context: ReloadContext): 
     context.check(spec);
     trial.addHost(spec);
   }
+  // The D-Bus hosts whose name is free after the reload come back, if they fit.
+  const taken = new Set([
+    ...specs.map((s) => s.name),
+    ...[...current.values()]
+      .filter((h) => h.spec.source === 'bus' && stays(h))
+      .map((h) => h.spec.name),
+  ]);
+  const restored: HostSpec[] = [];
+  const unrestorable: { name: string; error: string }[] = [];
+  for (const [name, build] of context.busHosts) {
+    if (taken.has(name)) continue;
+    try {
+      const spec = build();
+      context.check(spec);
+      trial.addHost(spec);
+      restored.push(spec);
+    } catch (e) {
+      unrestorable.push({ name, error: messageOf(e) });
+    }
+  }
+  const back = new Set(restored.map((s) => s.name));
   return {
     gone,
     added,
     changed,
+    restored,
+    unrestorable,
     change: {
-      added: added.filter((s) => !current.has(s.name)).map((s) => s.name),
-      removed: gone.filter((h) => !wanted.has(h.spec.name)).map((h) => h.spec.name),
+      added: [...added, ...restored].filter((s) => !current.has(s.name)).map((s) => s.name),
+      removed: gone
+        .filter((h) => !wanted.has(h.spec.name) && !back.has(h.spec.name))
+        .map((h) => h.spec.name),
       changed: [
         ...changed.map((c) => c.spec.name),
         ...added.filter((s) => current.has(s.name)).map((s) => s.name),
+        ...restored.filter((s) => current.has(s.name)).map((s) => s.name),
       ],
     },
   };

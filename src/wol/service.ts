@@ -237,12 +237,15 @@ export class WolService extends EventEmitter<ServiceEvents> {
   /**
    * A config reload's hosts (see reload.ts). Checks `specs` against everything that stays
    * (hosts added over D-Bus, the watched interfaces) and returns the change to make, so that
-   * a refused reload changes nothing.
+   * a refused reload changes nothing. A host added over D-Bus that is not watched (the file
+   * took its name, or it clashed with a file host) comes back once it can.
    */
   prepareConfigHosts(specs: readonly HostSpec[]): () => ConfigHostsChange {
+    const stored = this.store?.loadHosts() ?? [];
     const plan = planReload(specs, {
       current: this.watcher.list(),
       check: (spec) => this.refuseUnwatchedInterface(spec),
+      busHosts: new Map(stored.map((h) => [h.name, () => this.busHostSpec(h)])),
     });
     return () => {
       const interfacesBefore = this.interfaces.join(',');
@@ -259,6 +262,13 @@ export class WolService extends EventEmitter<ServiceEvents> {
       this.network.sync();
       if (this.interfaces.join(',') !== interfacesBefore) this.emit('changed', ['Interfaces']);
       for (const spec of plan.added) this.addWatched(spec);
+      for (const spec of plan.restored) {
+        this.addWatched(spec);
+        this.log.info(`Wake-on-LAN: watching ${spec.name} again, added over D-Bus`);
+      }
+      for (const { name, error } of plan.unrestorable) {
+        this.log.error(`Wake-on-LAN: cannot restore host "${name}": ${error}`);
+      }
       this.syncTimer();
       return plan.change;
     };
