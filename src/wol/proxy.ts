@@ -547,8 +547,16 @@ export class SleepProxy {
     return mac !== session.host.spec.mac && mac !== this.interfaces.get(session.iface)?.mac;
   }
 
-  /** An ARP frame on `iface`: conflicts, probe answers, and requests for a proxied address. */
-  handleArp(iface: string, frame: ArpFrame, now: number): ProxyVerdict {
+  /**
+   * An ARP frame on `iface`: conflicts, probe answers, and requests for a proxied address.
+   * `targetKey` is the target's address key, when the caller has it already (every frame).
+   */
+  handleArp(
+    iface: string,
+    frame: ArpFrame,
+    now: number,
+    targetKey = v4Key(frame.targetIp),
+  ): ProxyVerdict {
     if (this.byAddress.size === 0) return undefined;
     if (frame.senderIp !== 0) {
       const claimant = this.byAddress.get(`${iface}|${v4Key(frame.senderIp)}`);
@@ -561,7 +569,7 @@ export class SleepProxy {
       }
     }
     if (frame.op !== 'request') return undefined;
-    const entry = this.byAddress.get(`${iface}|${v4Key(frame.targetIp)}`);
+    const entry = this.byAddress.get(`${iface}|${targetKey}`);
     if (!entry) return undefined;
     const { session, address } = entry;
     if (address.state !== 'taken') return 'quiet';
@@ -589,11 +597,16 @@ export class SleepProxy {
   }
 
   /** A Neighbor Solicitation or Advertisement: the IPv6 counterpart of handleArp. */
-  handleNdp(iface: string, frame: NdpFrame, now: number): ProxyVerdict {
+  handleNdp(
+    iface: string,
+    frame: NdpFrame,
+    now: number,
+    targetKey = v6Key(frame.target),
+  ): ProxyVerdict {
     if (this.byAddress.size === 0) return undefined;
     const linkMac = frame.linkAddress ?? frame.sourceMac;
     if (frame.type === 'na') {
-      const claimant = this.byAddress.get(`${iface}|${v6Key(frame.target)}`);
+      const claimant = this.byAddress.get(`${iface}|${targetKey}`);
       if (
         claimant &&
         this.stranger(claimant.session, frame.sourceMac) &&
@@ -609,7 +622,7 @@ export class SleepProxy {
         this.conflict(claimant, frame.sourceMac, 'uses');
       }
     }
-    const entry = this.byAddress.get(`${iface}|${v6Key(frame.target)}`);
+    const entry = this.byAddress.get(`${iface}|${targetKey}`);
     if (!entry) return undefined;
     const { session, address } = entry;
     if (address.state !== 'taken') return 'quiet';
