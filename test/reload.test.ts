@@ -195,6 +195,11 @@ describe('reload', () => {
     const badHost = await reload();
     expect(badHost.code).toBe(1);
     expect(badHost.stderr).toMatch(/InvalidArgument: .*\[host:bad\]/);
+    // So is a [wol] value that waits for a restart anyway: nothing else may apply first.
+    writeConfig(['max_running = 3'], { alpha: ALPHA }, '[wol]\nwake_history = 0\n');
+    const badWol = await reload();
+    expect(badWol.code).toBe(1);
+    expect(badWol.stderr).toMatch(/InvalidArgument: \[wol\] wake_history must be/);
     expect(await hosts()).toEqual(before);
     expect(await client.get(TASKS, TASK_MANAGER, 'MaxRunning')).toBe(1);
     expect(await client.get(hostPath('alpha'), HOST_IFACE, 'Ip')).toBe('10.76.0.20');
