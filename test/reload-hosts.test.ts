@@ -8,21 +8,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { openStateDatabase } from '../src/core/database';
 import { VigilError } from '../src/core/errors';
-import type { MagicSender } from '../src/wol/io';
-import { WolService, type HostProperty, type WolIo } from '../src/wol/service';
+import { WolService, type HostProperty } from '../src/wol/service';
 import type { Host, HostSpec } from '../src/wol/watcher';
+import { quietLog as quiet, stubIo } from './helpers/wol';
 
-const quiet = { info: () => {}, warning: () => {}, error: () => {}, debug: () => {} };
-
-const io: WolIo = {
-  canCapture: () => false,
-  openCapture: () => {
-    throw new Error('no capture in this test');
-  },
-  createSender: () =>
-    ({ start: async () => {}, send: async () => {}, close: () => {} }) as unknown as MagicSender,
-  createPinger: () => undefined,
-};
+const io = stubIo();
 
 function host(name: string, mac: string, ip: string, extra: Partial<HostSpec> = {}): HostSpec {
   return {

@@ -72,11 +72,12 @@ export class ProxyDriver {
     }
   }
 
-  /** Without CAP_NET_RAW nothing can be answered: say so, naming the hosts that want the proxy. */
+  /** Without CAP_NET_RAW nothing can be answered: say so, naming those of `hosts` with proxy on. */
   warnUnavailable(hosts: readonly Host[]): void {
-    if (this.network.available || hosts.length === 0) return;
+    const proxied = hosts.filter((h) => h.spec.proxy);
+    if (this.network.available || proxied.length === 0) return;
     this.log.warning(
-      `Wake-on-LAN sleep proxy unavailable: answering for ${hosts.map((h) => h.spec.name).join(', ')} ` +
+      `Wake-on-LAN sleep proxy unavailable: answering for ${proxied.map((h) => h.spec.name).join(', ')} ` +
         'needs CAP_NET_RAW; they are woken as hosts without proxy would be (by hand only)',
     );
   }

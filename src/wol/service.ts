@@ -134,7 +134,7 @@ export class WolService extends EventEmitter<ServiceEvents> {
         'Wake-on-LAN watcher unavailable: capturing ARP needs CAP_NET_RAW; ' +
           'hosts can be managed and woken by hand, but nothing is woken automatically',
       );
-      this.proxy.warnUnavailable(this.watcher.list().filter((h) => h.spec.proxy));
+      this.proxy.warnUnavailable(this.watcher.list());
     } else {
       this.log.info(
         `Wake-on-LAN watcher watching ${this.watcher.list().length} host(s) on ` +

@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { MagicSender } from '../../src/wol/io';
+import type { WolIo, WolLogger } from '../../src/wol/service';
 import { startPrivateBus, type PrivateBus } from './bus';
 import { TestClient, type SignalLog } from './client';
 import { startDaemon, type DaemonProcess } from './daemon';
@@ -16,6 +18,30 @@ import { capture } from './pcap';
 export const WOL_PATH = '/org/vigil/Vigil1/WakeOnLan';
 export const WOL_IFACE = 'org.vigil.Vigil1.WakeOnLan';
 export const HOST_IFACE = 'org.vigil.Vigil1.Host';
+
+/** A logger that keeps everything to itself. */
+export const quietLog: WolLogger = {
+  info: () => {},
+  warning: () => {},
+  error: () => {},
+  debug: () => {},
+};
+
+/**
+ * The service's kernel parts with nothing behind them, for tests without a network: no
+ * capture (as without CAP_NET_RAW), no pinger, and a sender whose sends do `send`.
+ */
+export function stubIo(send: () => Promise<void> = async () => {}): WolIo {
+  return {
+    canCapture: () => false,
+    openCapture: () => {
+      throw new Error('no capture in this test');
+    },
+    createSender: () =>
+      ({ start: async () => {}, send, close: () => {} }) as unknown as MagicSender,
+    createPinger: () => undefined,
+  };
+}
 
 /** The frame injector (`node inject.js IFACE MODE ...`), run inside a node's namespace. */
 export const INJECT = path.resolve(__dirname, '../wol/fixtures/inject.js');
