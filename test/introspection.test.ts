@@ -90,6 +90,7 @@ const CAPABILITY_CONTRACT: Record<string, Contract> = {
       DatasetKey: 'ay',
       Features: 'as',
       HashRate: 'd',
+      HugePageCoverage: 'd',
     },
   },
   WakeOnLan: {

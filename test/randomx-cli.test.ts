@@ -1,9 +1,11 @@
 /** vigilctl hash, hash-batch, search and bench against a real daemon with RandomX. */
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { meetsDifficulty } from '../src/randomx/validate';
 import { isolatedEnv, runCtl } from './cli/run';
 import { startPrivateBus, type PrivateBus } from './helpers/bus';
 import { TestClient } from './helpers/client';
+import { VIGILCTL } from './helpers/daemon';
 import { VECTORS, withNonce } from './randomx/harness';
 import {
   RX_IFACE,
@@ -43,6 +45,31 @@ describe('vigilctl RandomX commands', () => {
     const asHex = await ctl('--json', 'hash', '--hex', hex(key), hex(input));
     expect(asHex.code).toBe(0);
     expect(JSON.parse(asHex.stdout)).toEqual({ hash: expected });
+  });
+
+  it('hash hashes the bytes given, also when they are not UTF-8', async () => {
+    // Through bash, so the arguments reach vigilctl as raw bytes, as from a terminal.
+    const out = execFileSync(
+      'bash',
+      [
+        '-c',
+        `"$0" "$1" --bus "$2" hash $'k\\xff' $'\\xff\\xfe'`,
+        process.execPath,
+        VIGILCTL,
+        bus.address,
+      ],
+      { encoding: 'utf8', env: isolatedEnv() },
+    );
+    const [expected] = (await client.call(RX_PATH, RX_IFACE, 'Hash', 'ayay', [
+      Buffer.from([0x6b, 0xff]),
+      Buffer.from([0xff, 0xfe]),
+    ])) as Buffer[];
+    expect(out.trim()).toBe(expected.toString('hex'));
+    const [replaced] = (await client.call(RX_PATH, RX_IFACE, 'Hash', 'ayay', [
+      Buffer.from('k\uFFFD'),
+      Buffer.from('\uFFFD\uFFFD'),
+    ])) as Buffer[];
+    expect(out.trim()).not.toBe(replaced.toString('hex'));
   });
 
   it('hash-batch prints one hash per input, in order', async () => {

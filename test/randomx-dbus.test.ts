@@ -4,6 +4,8 @@
  * and Hash through the same bus, and against the official vectors.
  */
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import { thpMode } from '../src/randomx/hugepages';
 import { featureNames, native } from '../src/randomx/native';
 import { LIMITS, meetsDifficulty } from '../src/randomx/validate';
 import { startPrivateBus, type PrivateBus } from './helpers/bus';
@@ -128,8 +130,10 @@ describe('RandomX over D-Bus (light mode)', () => {
     expect(props.Threads).toBe(2);
     expect(props.DatasetState).toBe('none');
     expect(Buffer.from(props.DatasetKey as Buffer).length).toBe(0);
-    const features = (props.Features as string[]).filter((f) => f !== 'large-pages');
+    const pageKinds = ['large-pages', 'transparent-huge-pages'];
+    const features = (props.Features as string[]).filter((f) => !pageKinds.includes(f));
     expect(features).toEqual(featureNames(native().getFlags()));
+    expect(props.HugePageCoverage).toBe(0); // no dataset
     expect(typeof props.HashRate).toBe('number');
   });
 
@@ -295,6 +299,56 @@ describe('RandomX over D-Bus (light mode)', () => {
     const answers = await oracle(BLOB, OFFSET, count);
     expect((result.found as Found).map(([n]) => n)).toEqual(acceptedNonces(answers, 8n));
   }, 90000);
+});
+
+/** Bytes of the process in transparent huge pages. */
+function anonHugeBytes(pid: number): number {
+  const rollup = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  return Number(/^AnonHugePages:\s+(\d+) kB/m.exec(rollup)?.[1]) * 1024;
+}
+
+describe('huge pages with none reserved (light mode)', () => {
+  let offBus: PrivateBus;
+  let off: RxDaemon;
+  let offClient: TestClient;
+
+  beforeAll(async () => {
+    offBus = await startPrivateBus();
+    const noPages = randomxConfig(tempDir('vigil-rx-nopages-'), [
+      'threads = 1',
+      'large_pages = no',
+    ]);
+    off = await startRxDaemon(offBus.address, tempDir('vigil-rx-nopages-state-'), noPages);
+    offClient = await TestClient.connect(offBus.address);
+  }, 60000);
+
+  afterAll(async () => {
+    offClient?.close();
+    await off?.stop();
+    await offBus?.stop();
+  });
+
+  it('back the cache with transparent huge pages, unless large_pages = no', async () => {
+    const [key, input, expected] = VECTORS[1];
+    for (const c of [client, offClient]) {
+      const [h] = (await c.call(RX_PATH, RX_IFACE, 'Hash', 'ayay', [
+        Buffer.from(key),
+        Buffer.from(input),
+      ])) as Buffer[];
+      expect(h.toString('hex')).toBe(expected);
+    }
+    const offFeatures = (await offClient.get(RX_PATH, RX_IFACE, 'Features')) as string[];
+    expect(offFeatures).not.toContain('transparent-huge-pages');
+    expect(offFeatures).not.toContain('large-pages');
+    // Only the 256 MiB cache and the 2 MiB scratchpads could be huge: none are.
+    expect(anonHugeBytes(off.pid)).toBeLessThan(16 * 2 ** 20);
+    const features = (await client.get(RX_PATH, RX_IFACE, 'Features')) as string[];
+    if (thpMode() !== 'never' && !features.includes('large-pages')) {
+      expect(features).toContain('transparent-huge-pages');
+      // Most of the cache: the kernel may fail a few huge pages on fragmented memory.
+      expect(anonHugeBytes(daemon.pid)).toBeGreaterThan(128 * 2 ** 20);
+    }
+  });
 });
 
 describe('fast mode without the memory for its dataset', () => {

@@ -231,7 +231,7 @@ describe('search', () => {
     const session = engine.search(params({ count: 40, difficulty: 2n }), job);
     const running = session.run();
     await job.reached(3);
-    session.input({ key: KEY, blob: otherBlob, nonceOffset: 5, difficulty: DIFFICULTY });
+    session.input({ job: { key: KEY, blob: otherBlob, nonceOffset: 5, difficulty: DIFFICULTY } });
     const result = await running;
     expect(result.jobIndex).toBe(1);
     expect(result.job.blob.equals(otherBlob)).toBe(true);

@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { connectionPid, startPrivateBus } from '../../test/helpers/bus';
+import { OUT, median, report, runBench } from './common';
 import { TestClient, plain, variant } from '../../test/helpers/client';
 import {
   RX_IFACE,
@@ -26,7 +27,6 @@ import {
 
 const ROOT = path.resolve(__dirname, '../../..');
 const REFERENCE_SOURCE = path.resolve(ROOT, '../shared/reference/rxref.c');
-const OUT = path.join(ROOT, 'bench/out');
 const VIGILCTL = path.join(ROOT, 'dist/src/cli/vigilctl.js');
 /**
  * The reference's key. Light-mode hashing and dataset building cost depend on the key (its
@@ -35,7 +35,7 @@ const VIGILCTL = path.join(ROOT, 'dist/src/cli/vigilctl.js');
 const KEY = Buffer.from('test key 000');
 
 interface Run {
-  who: 'reference' | 'vigil' | 'vigil+watch';
+  who: 'reference' | 'reference+largepages' | 'vigil' | 'vigil+watch';
   mode: 'light' | 'fast';
   threads: number;
   nonces: number;
@@ -45,11 +45,26 @@ interface Run {
   cost?: ProgressCost;
 }
 
-function buildReference(): string {
+function buildReference(source: string): string {
   fs.mkdirSync(OUT, { recursive: true });
   const binary = path.join(OUT, 'rxref');
-  execFileSync('cc', ['-O2', '-o', binary, REFERENCE_SOURCE, '-lrandomx', '-lpthread']);
+  execFileSync('cc', ['-O2', '-o', binary, source, '-lrandomx', '-lpthread']);
   return binary;
+}
+
+const HUGEPAGES = '/proc/sys/vm/nr_hugepages';
+/** The issue's yardstick: 1200 pages of 2 MiB reserved, enough for the dataset and the VMs. */
+const RESERVED_PAGES = 1200;
+
+/** Run `fn` with RESERVED_PAGES huge pages reserved, then put the old count back. */
+function withReservedPages<T>(fn: () => T): T {
+  const before = fs.readFileSync(HUGEPAGES, 'utf8').trim();
+  fs.writeFileSync(HUGEPAGES, String(RESERVED_PAGES));
+  try {
+    return fn();
+  } finally {
+    fs.writeFileSync(HUGEPAGES, before);
+  }
 }
 
 function runReference(
@@ -57,14 +72,18 @@ function runReference(
   mode: 'light' | 'fast',
   threads: number,
   nonces: number,
+  largePages = false,
 ): Run {
   const args = ['--threads', String(threads), '--nonces', String(nonces)];
   if (mode === 'fast') args.unshift('--full');
-  const out = execFileSync(binary, args, { encoding: 'utf8' });
+  if (largePages) args.unshift('--largepages');
+  const out = largePages
+    ? withReservedPages(() => execFileSync(binary, args, { encoding: 'utf8' }))
+    : execFileSync(binary, args, { encoding: 'utf8' });
   if (!/vector-1a \S+ ok/.test(out)) throw new Error(`reference failed its vector:\n${out}`);
   const field = (name: string): number => Number(new RegExp(`${name}=([0-9.]+)`).exec(out)?.[1]);
   return {
-    who: 'reference',
+    who: largePages ? 'reference+largepages' : 'reference',
     mode,
     threads,
     nonces,
@@ -170,11 +189,6 @@ function costShare(run: Run | undefined): string {
   return `${((cpu / (run.hashSeconds * run.threads)) * 100).toFixed(2)}%`;
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -184,6 +198,8 @@ async function main(): Promise<void> {
       'fast-nonces': { type: 'string', default: '4000' },
       'fast-reps': { type: 'string', default: '2' },
       'no-fast': { type: 'boolean', default: false },
+      // Beside the repository as /work/main sits beside /work/shared; elsewhere, name it.
+      reference: { type: 'string', default: REFERENCE_SOURCE },
     },
   });
   const reps = Number(values.reps);
@@ -192,9 +208,13 @@ async function main(): Promise<void> {
   const fastNonces = Number(values['fast-nonces']);
   const fastReps = Number(values['fast-reps']);
 
-  const reference = buildReference();
+  const reference = buildReference(values.reference);
   const bus = await startPrivateBus();
-  const config = randomxConfig(tempDir('vigil-bench-'), [`threads = ${threads}`]);
+  // No dataset cache: every fast run builds, like the reference (bench/randomx/datasets.ts measures the cache).
+  const config = randomxConfig(tempDir('vigil-bench-'), [
+    `threads = ${threads}`,
+    'dataset_cache = 0',
+  ]);
   let daemon = await startRxDaemon(bus.address, tempDir('vigil-bench-state-'), config);
   const client = await TestClient.connect(bus.address);
   const runs: Run[] = [];
@@ -234,12 +254,14 @@ async function main(): Promise<void> {
         // A fresh daemon each time, so vigil builds its dataset from scratch like the reference.
         await daemon.stop();
         daemon = await startRxDaemon(bus.address, tempDir('vigil-bench-state-'), config);
-        const pair = [
+        // vigil with nothing reserved, against the reference with and without 1200 pages.
+        const steps = [
           async () => note(runReference(reference, 'fast', threads, fastNonces)),
           async () => note(await runVigil(client, 'vigil', 'fast', threads, fastNonces, KEY)),
+          async () => note(runReference(reference, 'fast', threads, fastNonces, true)),
         ];
-        if (i % 2) pair.reverse();
-        for (const step of pair) await step();
+        if (i % 2) steps.reverse();
+        for (const step of steps) await step();
       }
       // Same key: the dataset is reused, so this run measures hashing under a watcher only.
       await watched('fast', fastNonces);
@@ -279,12 +301,22 @@ async function main(): Promise<void> {
         `${watchHps.toFixed(1)} | ${((watchHps / vigHps) * 100).toFixed(1)}% | ${costShare(watched[0])} |`,
     );
   }
-  fs.mkdirSync(OUT, { recursive: true });
-  fs.writeFileSync(path.join(OUT, 'randomx.json'), JSON.stringify(runs, null, 2));
-  console.log(rows.join('\n'));
+  const large = pick('reference+largepages', 'fast');
+  const fastVigil = pick('vigil', 'fast');
+  if (large.length > 0 && fastVigil.length > 0) {
+    const ratios = fastVigil.map((v, i) => v.hps / (large[i]?.hps ?? NaN)).filter(Number.isFinite);
+    rows.push('');
+    rows.push(
+      '| fast, 2 threads | rxref --largepages (1200 reserved) H/s | vigil, nothing reserved, H/s | vigil / rxref --largepages (median of triples) | rxref --largepages init s | vigil init s |',
+    );
+    rows.push('|---|---|---|---|---|---|');
+    rows.push(
+      `| ${large.length} triples | ${median(large.map((r) => r.hps)).toFixed(1)} | ` +
+        `${median(fastVigil.map((r) => r.hps)).toFixed(1)} | ${(median(ratios) * 100).toFixed(1)}% | ` +
+        `${median(large.map((r) => r.initSeconds)).toFixed(2)} | ${median(fastVigil.map((r) => r.initSeconds)).toFixed(2)} |`,
+    );
+  }
+  report('randomx.json', runs, rows);
 }
 
-main().catch((e: unknown) => {
-  console.error(e);
-  process.exit(1);
-});
+runBench(main);

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { Variant } from '../bus/values';
 import { IFACE_PREFIX, ROOT_PATH } from './client';
 import { EXIT, intArg, UsageError, type CliCommand, type CliContext } from './command';
@@ -23,8 +24,45 @@ const jobOptionSpec = {
   'no-wait': { type: 'boolean' as const },
 };
 
+/** Every argument of this process as the bytes it was given (Linux keeps them as they came). */
+function rawArguments(): Buffer[] {
+  try {
+    const cmdline = fs.readFileSync('/proc/self/cmdline');
+    const args: Buffer[] = [];
+    let start = 0;
+    for (let i = 0; i < cmdline.length; i++) {
+      if (cmdline[i] === 0) {
+        args.push(cmdline.subarray(start, i));
+        start = i + 1;
+      }
+    }
+    return args;
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * An argument's bytes as typed. Node decodes argv as UTF-8, turning bytes that are not into
+ * U+FFFD; such an argument is taken raw from the command line instead, so `vigilctl hash
+ * $'\xff\xfe' x` hashes 0xff 0xfe, not the replacement characters.
+ */
+function textBytes(text: string, what: string): Buffer {
+  const utf8 = Buffer.from(text, 'utf8');
+  if (!text.includes('\uFFFD')) return utf8;
+  const raw = rawArguments().filter((arg) => !arg.equals(utf8) && arg.toString('utf8') === text);
+  const distinct = raw.filter((arg, i) => raw.findIndex((other) => other.equals(arg)) === i);
+  if (distinct.length === 0) return utf8; // a real U+FFFD, typed as such
+  if (distinct.length > 1) {
+    throw new UsageError(
+      `${what} is not UTF-8 and cannot be told from another argument; use --hex`,
+    );
+  }
+  return Buffer.from(distinct[0]);
+}
+
 function bytes(text: string, hex: boolean, what: string): Buffer {
-  if (!hex) return Buffer.from(text, 'utf8');
+  if (!hex) return textBytes(text, what);
   const clean = text.replace(/^0x/i, '');
   if (!/^(?:[0-9a-f]{2})*$/i.test(clean)) {
     throw new UsageError(`${what} is not hex bytes: '${text}'`);
@@ -104,15 +142,22 @@ const hashBatchCommand: CliCommand = {
 const searchCommand: CliCommand = {
   name: 'search',
   usage:
-    'search KEY BLOB NONCE_OFFSET DIFFICULTY [--hex] [--start N] [--count N] [--mode M] [--threads N] [--no-wait]',
+    'search KEY BLOB NONCE_OFFSET DIFFICULTY [--hex] [--start N] [--count N] [--next-key KEY] [--mode M] [--threads N] [--no-wait]',
   summary: 'try nonces at NONCE_OFFSET of BLOB; print every (nonce, hash) meeting DIFFICULTY',
   help:
     `${HEX_HELP}\n--start    first nonce (default 0)\n--count    nonces to try (default: up to 2^32)\n` +
-    `${JOB_HELP}\nA new job can be fed to a running search with Task.Input({blob, key, nonce_offset, difficulty}).`,
+    `--next-key the key a coming Input will switch to (fast mode: its dataset is prepared meanwhile)\n` +
+    `${JOB_HELP}\nA new job can be fed to a running search with Task.Input({blob, key, nonce_offset, difficulty, next_key}).`,
   async run(ctx, args) {
     const { values, positionals } = ctx.parse(
       args,
-      { ...bytesOption, ...jobOptionSpec, start: { type: 'string' }, count: { type: 'string' } },
+      {
+        ...bytesOption,
+        ...jobOptionSpec,
+        start: { type: 'string' },
+        count: { type: 'string' },
+        'next-key': { type: 'string' },
+      },
       4,
       4,
     );
@@ -130,6 +175,9 @@ const searchCommand: CliCommand = {
     }
     if (typeof values.count === 'string') {
       options.count = new Variant('t', BigInt(intArg(values.count, '--count', 0, 2 ** 32)));
+    }
+    if (typeof values['next-key'] === 'string') {
+      options.next_key = new Variant('ay', bytes(values['next-key'], hex, '--next-key'));
     }
     const client = await ctx.connect();
     const [path] = await client.call(RANDOMX_PATH, RANDOMX_IFACE, 'Search', 'ayayuta{sv}', [
@@ -154,13 +202,16 @@ const searchCommand: CliCommand = {
 
 const benchCommand: CliCommand = {
   name: 'bench',
-  usage: 'bench [NONCES] [--mode M] [--threads N] [--key KEY [--hex]] [--no-wait]',
+  usage: 'bench [NONCES] [--mode M] [--threads N] [--key KEY] [--next-key KEY] [--hex] [--no-wait]',
   summary: 'RandomX benchmark: hash NONCES 76-byte blobs (default 1000), report H/s and init time',
-  help: `--key      build from this key (default: a fresh random key, so init is measured)\n${HEX_HELP}\n${JOB_HELP}`,
+  help:
+    `--key      build from this key (default: a fresh random key, so init is measured)\n` +
+    `--next-key then switch to this key (fast mode), its dataset prepared in the background, and\n` +
+    `           report the switch\n${HEX_HELP}\n${JOB_HELP}`,
   async run(ctx, args) {
     const { values, positionals } = ctx.parse(
       args,
-      { ...bytesOption, ...jobOptionSpec, key: { type: 'string' } },
+      { ...bytesOption, ...jobOptionSpec, key: { type: 'string' }, 'next-key': { type: 'string' } },
       0,
       1,
     );
@@ -169,6 +220,9 @@ const benchCommand: CliCommand = {
     if (typeof values.key === 'string') {
       options.key = new Variant('ay', bytes(values.key, values.hex === true, 'KEY'));
     }
+    if (typeof values['next-key'] === 'string') {
+      options.next_key = new Variant('ay', bytes(values['next-key'], values.hex === true, 'KEY'));
+    }
     const client = await ctx.connect();
     const [path] = await client.call(RANDOMX_PATH, RANDOMX_IFACE, 'Benchmark', 'ua{sv}', [
       nonces,
@@ -176,15 +230,28 @@ const benchCommand: CliCommand = {
     ]);
     const result = await startOrFollow(ctx, path as string, values['no-wait'] === true);
     if (!result) return EXIT.OK;
+    // Read right after the run: the share of the dataset the kernel backs with huge pages.
+    const coverage = num(await client.get(RANDOMX_PATH, RANDOMX_IFACE, 'HugePageCoverage'));
     if (ctx.json) {
-      ctx.printJson({ id: taskId(path as string), ...result });
+      ctx.printJson({ id: taskId(path as string), ...result, huge_page_coverage: coverage });
       return EXIT.OK;
     }
+    const source = result.dataset_source === undefined ? '' : `, ${str(result.dataset_source)}`;
     ctx.print(
       `${str(result.mode)} mode, ${num(result.threads)} threads, ${num(result.nonces)} hashes: ` +
         `${num(result.hashrate).toFixed(1)} H/s; init ${num(result.init_seconds).toFixed(2)} s ` +
-        `(cache ${num(result.cache_seconds).toFixed(2)} s, dataset ${num(result.dataset_seconds).toFixed(2)} s)`,
+        `(cache ${num(result.cache_seconds).toFixed(2)} s, dataset ${num(result.dataset_seconds).toFixed(2)} s${source})`,
     );
+    if (str(result.mode) === 'fast') {
+      ctx.print(`huge pages: ${(coverage * 100).toFixed(1)}% of the dataset`);
+    }
+    if (result.switch_seconds !== undefined) {
+      ctx.print(
+        `next key: prepared in ${num(result.next_prepare_seconds).toFixed(1)} s while hashing, ` +
+          `switch ${(num(result.switch_seconds) * 1000).toFixed(0)} ms, then ` +
+          `${num(result.next_hashrate).toFixed(1)} H/s`,
+      );
+    }
     return EXIT.OK;
   },
 };

@@ -20,6 +20,8 @@ export interface DaemonOptions {
   bus: BusTarget;
   configFile: string | undefined;
   stateDir: string;
+  /** Where rebuildable data (RandomX datasets) is kept. */
+  cacheDir: string;
   logLevel: string;
   slowPaceMs: number;
   maxRunning: number;
@@ -41,6 +43,7 @@ export const USAGE = `Usage: vigild [--session | --system | --bus ADDRESS] [opti
   --bus ADDRESS        use the bus at ADDRESS (e.g. unix:path=/run/x)
   --config FILE        read settings and [host:NAME] sections from FILE
   --state-dir DIR      keep the task history and hosts in DIR
+  --cache-dir DIR      keep built RandomX datasets in DIR
   --log-level LEVEL    ${LOG_LEVELS.join(', ')} (default info)
   --slow-pace-ms MS    interval between the bits of RandomData.slow (default 1000)
   --max-running N      tasks running at once (default: number of CPUs)
@@ -69,6 +72,7 @@ export function parseDaemonOptions(argv: string[], env = process.env): DaemonOpt
       bus: { type: 'string' },
       config: { type: 'string' },
       'state-dir': { type: 'string' },
+      'cache-dir': { type: 'string' },
       'log-level': { type: 'string' },
       'slow-pace-ms': { type: 'string' },
       'max-running': { type: 'string' },
@@ -113,6 +117,7 @@ export function parseDaemonOptions(argv: string[], env = process.env): DaemonOpt
     bus,
     configFile: values.config,
     stateDir,
+    cacheDir: values['cache-dir'] ?? defaultCacheDir(bus, env),
     logLevel,
     slowPaceMs: positiveInt(
       values['slow-pace-ms'] ?? daemon.get('slow_pace_ms'),
@@ -155,5 +160,16 @@ export function parseDaemonOptions(argv: string[], env = process.env): DaemonOpt
 export function defaultStateDir(bus: BusTarget, env: NodeJS.ProcessEnv): string {
   if (bus.kind === 'system') return '/var/lib/vigil';
   const base = env.XDG_STATE_HOME || path.join(env.HOME || os.homedir(), '.local', 'state');
+  return path.join(base, 'vigil');
+}
+
+/**
+ * Where the cache lives when not given: systemd's CacheDirectory= ($CACHE_DIRECTORY), else
+ * /var/cache/vigil for the system bus and the XDG cache directory otherwise.
+ */
+export function defaultCacheDir(bus: BusTarget, env: NodeJS.ProcessEnv): string {
+  if (env.CACHE_DIRECTORY) return env.CACHE_DIRECTORY.split(':')[0];
+  if (bus.kind === 'system') return '/var/cache/vigil';
+  const base = env.XDG_CACHE_HOME || path.join(env.HOME || os.homedir(), '.cache');
   return path.join(base, 'vigil');
 }

@@ -5,7 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import { VigilError } from '../core/errors';
 import { JobControl, cancelled } from './control';
-import type { JobRuntime } from './job-runtime';
+import { datasetSource, type JobRuntime } from './job-runtime';
 import { HASH_SIZE } from './native';
 import type { Binding, HashBatchReply, HashBatchRequest } from './protocol';
 import type { BatchParams, BatchResult, JobHooks } from './types';
@@ -24,7 +24,8 @@ export async function runBatch(
     try {
       hooks.setPhase('hashing', params.inputs.length);
       const workers = Math.min(job.threads, params.inputs.length);
-      return await hashAll(rt, lease.binding, params.inputs, workers, hooks);
+      const result = await hashAll(rt, lease.binding, params.inputs, workers, hooks);
+      return { ...result, ...datasetSource(lease.resource, params.mode) };
     } finally {
       lease.release();
     }

@@ -6,7 +6,10 @@ import type { EngineOptions } from './engine';
 import { randomxKinds } from './kinds';
 import { checkMode } from './validate';
 
-/** `[randomx]` settings: `threads` (default: CPUs), `mode` (light|fast), `large_pages` (yes|no). */
+/**
+ * `[randomx]` settings: `threads` (default: CPUs), `mode` (light|fast), `large_pages` (yes|no)
+ * and `dataset_cache` (how many built datasets the cache directory keeps; 0 keeps none).
+ */
 export function randomxSettings(config: readonly IniSection[]): EngineOptions {
   const section = config.find((s) => s.name === 'randomx')?.values;
   const options: EngineOptions = {};
@@ -22,6 +25,14 @@ export function randomxSettings(config: readonly IniSection[]): EngineOptions {
   if (mode !== undefined && mode.trim() !== '') options.defaultMode = checkMode(mode.trim());
   const largePages = section?.get('large_pages');
   if (largePages !== undefined) options.largePages = !/^(0|no|false|off)$/i.test(largePages.trim());
+  const keep = section?.get('dataset_cache');
+  if (keep !== undefined && keep.trim() !== '') {
+    const n = Number(keep);
+    if (!Number.isInteger(n) || n < 0) {
+      throw new VigilError('InvalidArgument', `[randomx] dataset_cache must be a count (0 = off)`);
+    }
+    options.datasetCache = n;
+  }
   return options;
 }
 
@@ -30,6 +41,7 @@ const fileKeys = (o: EngineOptions): Record<string, unknown> => ({
   mode: o.defaultMode,
   threads: o.threads,
   large_pages: o.largePages,
+  dataset_cache: o.datasetCache,
 });
 
 /** RandomX: the engine (its pool starts on first use), its task kinds and its bus object. */
@@ -40,7 +52,7 @@ export const randomxCapability: CapabilityModule = {
     // Loaded here, not at the top: the engine brings koffi and piscina with it.
     const { RandomXEngine } = await import('./engine');
     const settings = randomxSettings(options.config);
-    const engine = new RandomXEngine(settings);
+    const engine = new RandomXEngine({ ...settings, cacheDir: options.cacheDir });
     for (const kind of randomxKinds(engine)) tasks.registerKind(kind);
     exportRandomX(server, { engine, manager: tasks });
     return {

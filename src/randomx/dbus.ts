@@ -130,6 +130,12 @@ export const randomXInterface: InterfaceSpec<RandomXService> = {
       get: (svc) => svc.engine.properties().hashRate,
       change: 'emits',
     },
+    {
+      name: 'HugePageCoverage',
+      type: 'd',
+      get: (svc) => svc.engine.properties().hugePageCoverage,
+      change: 'emits',
+    },
   ],
   signals: [],
 };

@@ -13,18 +13,26 @@ import type { JobHooks } from './types';
 /** The production worker; tests substitute their own file through `workerFile`. */
 export const WORKER_FILE = path.join(__dirname, 'worker.js');
 
+export interface PoolOptions {
+  /** The worker script (default: worker.js beside this file). */
+  file?: string;
+  /** Nice value of the workers' threads: a background pool yields to hashing. */
+  nice?: number;
+  /** Let idle workers end (a background pool); otherwise they stay for the daemon's life. */
+  transient?: boolean;
+}
+
+/** How long an idle worker of a transient pool stays before it ends. */
+const TRANSIENT_IDLE_MS = 30_000;
+
 export class WorkerPool {
   private workers: Piscina | undefined;
   private readonly controls = new Set<JobControl>();
   private closed = false;
 
-  /**
-   * @param size   workers to keep for the daemon's life (hashing threads plus one for Hash)
-   * @param file   the worker script
-   */
   constructor(
     private readonly size: number,
-    private readonly file: string = WORKER_FILE,
+    private readonly options: PoolOptions = {},
   ) {}
 
   get isClosed(): boolean {
@@ -34,10 +42,12 @@ export class WorkerPool {
   private get pool(): Piscina {
     if (this.closed) throw new VigilError('Failed', 'the RandomX engine is shut down');
     this.workers ??= new Piscina({
-      filename: this.file,
-      minThreads: this.size,
+      filename: this.options.file ?? WORKER_FILE,
+      minThreads: this.options.transient ? 0 : this.size,
       maxThreads: this.size,
+      idleTimeout: this.options.transient ? TRANSIENT_IDLE_MS : 0,
       concurrentTasksPerWorker: 1,
+      workerData: { nice: this.options.nice ?? 0 },
     });
     return this.workers;
   }

@@ -7,6 +7,7 @@
 import { EventEmitter } from 'node:events';
 import os from 'node:os';
 import { runBatch } from './batch-job';
+import { DatasetStore } from './dataset-store';
 import { runBenchmark } from './benchmark-job';
 import { WorkerPool } from './dispatch';
 import type { JobRuntime, RunningJob } from './job-runtime';
@@ -47,7 +48,14 @@ export interface EngineOptions {
   maxFound?: number;
   /** The worker script (default: worker.js beside this file). */
   workerFile?: string;
+  /** The dataset cache directory; without it built datasets are not kept. */
+  cacheDir?: string;
+  /** How many datasets the cache directory keeps (default 1; 0 keeps none). */
+  datasetCache?: number;
 }
+
+/** Nice value of the background worker: it yields to hashing almost entirely. */
+const BACKGROUND_NICE = 19;
 
 export class RandomXEngine extends EventEmitter implements JobRuntime {
   readonly threads: number;
@@ -56,6 +64,7 @@ export class RandomXEngine extends EventEmitter implements JobRuntime {
   readonly checkpointIntervalMs: number;
   readonly maxFound: number;
   readonly pool: WorkerPool;
+  readonly background: WorkerPool;
   readonly resources: KeyResources;
   readonly meter = new RateMeter();
   private readonly slots: Slots;
@@ -74,11 +83,25 @@ export class RandomXEngine extends EventEmitter implements JobRuntime {
     this.slots = new Slots(this.threads);
     // One worker per hashing thread and one more for quick Hash calls, started on first use
     // so an idle daemon carries no worker threads.
-    this.pool = new WorkerPool(this.threads + 1, options.workerFile);
+    this.pool = new WorkerPool(this.threads + 1, { file: options.workerFile });
+    // One low-priority worker, only while there is background work: next-key datasets and
+    // writing built datasets to the cache directory.
+    this.background = new WorkerPool(1, {
+      file: options.workerFile,
+      nice: BACKGROUND_NICE,
+      transient: true,
+    });
+    const keep = options.datasetCache ?? 1;
+    const store =
+      options.cacheDir !== undefined && keep > 0
+        ? new DatasetStore(options.cacheDir, keep)
+        : undefined;
     this.resources = new KeyResources({
       pool: this.pool,
+      background: this.background,
       flags: this.flags,
       largePages: options.largePages ?? true,
+      store,
       onChange: () => this.announce(),
     });
   }
@@ -87,15 +110,21 @@ export class RandomXEngine extends EventEmitter implements JobRuntime {
     const dataset = this.resources.currentDataset;
     const cache = this.resources.currentCache;
     let flags = this.flags;
-    if (cache?.cacheLargePages || dataset?.datasetLargePages) flags |= Flag.LARGE_PAGES;
+    const pages = dataset?.datasetPages;
+    if (cache?.cacheLargePages || pages === 'large-pages') flags |= Flag.LARGE_PAGES;
     if (dataset?.datasetState === 'ready') flags |= Flag.FULL_MEM;
+    const features = featureNames(flags);
+    const coverage = dataset?.hugePageCoverage ?? 0;
+    const datasetThp = pages === 'transparent-huge-pages' && coverage > 0;
+    if (datasetThp || (cache?.cacheHugePages ?? 0) > 0) features.push('transparent-huge-pages');
     return {
       mode: this.defaultMode,
       threads: this.threads,
       datasetState: dataset?.datasetState ?? 'none',
       datasetKey: dataset && dataset.datasetState !== 'none' ? dataset.key : Buffer.alloc(0),
-      features: featureNames(flags),
+      features,
       hashRate: this.meter.rate,
+      hugePageCoverage: coverage,
     };
   }
 
@@ -141,7 +170,7 @@ export class RandomXEngine extends EventEmitter implements JobRuntime {
     this.closed = true;
     if (this.meterTimer) clearInterval(this.meterTimer);
     this.resources.closing();
-    await this.pool.close();
+    await Promise.all([this.pool.close(), this.background.close()]);
     // Workers are gone, so no VM can touch the memory any more.
     this.resources.freeAll();
   }
@@ -167,6 +196,7 @@ export class RandomXEngine extends EventEmitter implements JobRuntime {
       DatasetKey: now.datasetKey.toString('hex'),
       Features: now.features.join(','),
       HashRate: String(now.hashRate),
+      HugePageCoverage: String(now.hugePageCoverage),
     };
     const names = Object.keys(values).filter((n) => values[n] !== this.announced[n]);
     this.announced = values;
@@ -177,6 +207,7 @@ export class RandomXEngine extends EventEmitter implements JobRuntime {
     this.activeJobs++;
     if (!this.meterTimer) {
       this.meterTimer = setInterval(() => {
+        this.resources.refreshCoverage();
         if (this.meter.sample()) this.announce();
       }, 1000);
     }

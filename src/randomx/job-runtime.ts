@@ -1,7 +1,9 @@
 /** What the job algorithms (batch, search, benchmark) use of the engine. */
 import type { WorkerPool } from './dispatch';
+import type { Mode } from './protocol';
 import type { RateMeter } from './rate-meter';
-import type { KeyResources } from './resources';
+import type { KeyResource, KeyResources } from './resources';
+import type { DatasetSource } from './types';
 
 /** A job holding its hashing slots; `end` gives them back. */
 export interface RunningJob {
@@ -22,4 +24,12 @@ export interface JobRuntime {
   start(threads: number, signal: AbortSignal): Promise<RunningJob>;
   /** Emit `changed` for the engine properties that differ from last time. */
   announce(): void;
+}
+
+/** A fast job's `datasetSource` (how its dataset came to be); nothing in light mode. */
+export function datasetSource(
+  resource: KeyResource,
+  mode: Mode,
+): { datasetSource?: DatasetSource } {
+  return mode === 'fast' && resource.datasetSource ? { datasetSource: resource.datasetSource } : {};
 }

@@ -19,15 +19,25 @@ import {
   type SearchParamsJson,
 } from './params';
 import type { SearchSession } from './search-job';
-import type { SearchHooks, SearchJob, SearchResult } from './types';
+import type { DatasetSource, SearchHooks, SearchInput, SearchJob, SearchResult } from './types';
 
 export const BATCH_KIND = 'randomx-batch';
 export const SEARCH_KIND = 'randomx-search';
 export const BENCHMARK_KIND = 'randomx-benchmark';
 
-/** The fields every RandomX result carries. */
-function jobSummary(r: { mode: string; threads: number; hashRate: number }): TypedDict {
-  return { mode: typed.s(r.mode), threads: typed.u(r.threads), hashrate: typed.d(r.hashRate) };
+/** The fields every RandomX result carries, and a fast job's `dataset_source`. */
+function jobSummary(r: {
+  mode: string;
+  threads: number;
+  hashRate: number;
+  datasetSource?: DatasetSource;
+}): TypedDict {
+  return {
+    mode: typed.s(r.mode),
+    threads: typed.u(r.threads),
+    hashrate: typed.d(r.hashRate),
+    ...(r.datasetSource ? { dataset_source: typed.s(r.datasetSource) } : {}),
+  };
 }
 
 export function batchKind(engine: RandomXEngine): TaskKind<BatchParamsJson> {
@@ -67,7 +77,7 @@ export type SearchKind = TaskKind<SearchParamsJson> & { readonly waitingInputs: 
 export function searchKind(engine: RandomXEngine): SearchKind {
   const sessions = new Map<string, SearchSession>();
   /** Input that arrived while the task was still queued, applied when it starts. */
-  const early = new Map<string, SearchJob>();
+  const early = new Map<string, SearchInput>();
   return {
     name: SEARCH_KIND,
     unit: 'hashes',
@@ -82,11 +92,15 @@ export function searchKind(engine: RandomXEngine): SearchKind {
         session.input(searchInput(data, session.job));
         return;
       }
-      const first = !early.has(ctx.id);
-      early.set(ctx.id, searchInput(data, early.get(ctx.id) ?? restoredJob(ctx)));
+      const before = early.get(ctx.id);
+      const input = searchInput(data, before?.job ?? restoredJob(ctx));
+      early.set(ctx.id, {
+        job: input.job ?? before?.job,
+        nextKey: input.nextKey !== undefined ? input.nextKey : before?.nextKey,
+      });
       // Cancelling a queued task aborts its signal without ever running it: let go of the
       // input then, or the map keeps it for the daemon's life.
-      if (first) ctx.signal.addEventListener('abort', () => early.delete(ctx.id), { once: true });
+      if (!before) ctx.signal.addEventListener('abort', () => early.delete(ctx.id), { once: true });
     },
     run: async (ctx, params) => {
       const restored = stateFromJson(ctx.restoredCheckpoint);
@@ -123,6 +137,16 @@ export function benchmarkKind(engine: RandomXEngine): TaskKind<BenchmarkParamsJs
         dataset_seconds: typed.d(result.datasetSeconds),
         hash_seconds: typed.d(result.hashSeconds),
         nonces: typed.u(result.nonces),
+        ...(result.next
+          ? {
+              next_prepare_seconds: typed.d(result.next.prepareSeconds),
+              switch_seconds: typed.d(result.next.switchSeconds),
+              next_hashrate: typed.d(result.next.hashRate),
+              ...(result.next.datasetSource
+                ? { next_dataset_source: typed.s(result.next.datasetSource) }
+                : {}),
+            }
+          : {}),
       };
     },
   };

@@ -31,6 +31,8 @@ export interface RandomXNative {
   datasetItemCount(): number;
   initDataset(dataset: Address, cache: Address, startItem: number, itemCount: number): void;
   releaseDataset(dataset: Address): void;
+  /** Start of the dataset's items (for advice on its pages, saving and loading it). */
+  datasetMemory(dataset: Address): Address;
   createVm(flags: number, cache: Address, dataset: Address): Address;
   destroyVm(vm: Address): void;
   calculateHash(vm: Address, input: Uint8Array, inputSize: number, output: Uint8Array): void;
@@ -59,6 +61,7 @@ export function native(): RandomXNative {
       'void randomx_init_dataset(uintptr_t dataset, uintptr_t cache, unsigned long startItem, unsigned long itemCount)',
     ),
     releaseDataset: fn('void randomx_release_dataset(uintptr_t dataset)'),
+    datasetMemory: fn('uintptr_t randomx_get_dataset_memory(uintptr_t dataset)'),
     createVm: fn('uintptr_t randomx_create_vm(int flags, uintptr_t cache, uintptr_t dataset)'),
     destroyVm: fn('void randomx_destroy_vm(uintptr_t vm)'),
     calculateHash: fn(

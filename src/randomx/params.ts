@@ -11,6 +11,7 @@ import type {
   BenchmarkParams,
   FoundNonce,
   JobOptions,
+  SearchInput,
   SearchJob,
   SearchParams,
   SearchState,
@@ -73,7 +74,7 @@ export function searchArgs(
   options: Record<string, unknown>,
   defaults: JobDefaults,
 ): SearchParams {
-  checkOptionNames(options, ['start_nonce', 'count', 'mode', 'threads']);
+  checkOptionNames(options, ['start_nonce', 'count', 'mode', 'threads', 'next_key']);
   const job = searchJob(key, blob, nonceOffset, difficulty);
   const startNonce =
     options.start_nonce === undefined ? 0 : checkU32(options.start_nonce, 'start_nonce');
@@ -81,7 +82,21 @@ export function searchArgs(
     startNonce,
     options.count === undefined ? undefined : Number(options.count as number | bigint),
   );
-  return { ...job, startNonce, count, ...jobOptions(options, defaults) };
+  const nextKey = optionalKey(options.next_key, 'next_key');
+  return {
+    ...job,
+    startNonce,
+    count,
+    ...jobOptions(options, defaults),
+    ...(nextKey ? { nextKey } : {}),
+  };
+}
+
+/** A key option: absent, empty (no key) or 1-256 bytes. */
+function optionalKey(value: unknown, what: string): Buffer | undefined {
+  if (value === undefined) return undefined;
+  const bytes = toBytes(value, what);
+  return bytes.length === 0 ? undefined : Buffer.from(checkKey(bytes));
 }
 
 /** `Benchmark(u nonces, a{sv} options)`. */
@@ -90,12 +105,16 @@ export function benchmarkArgs(
   options: Record<string, unknown>,
   defaults: JobDefaults,
 ): BenchmarkParams {
-  checkOptionNames(options, ['mode', 'threads', 'key']);
-  return {
+  checkOptionNames(options, ['mode', 'threads', 'key', 'next_key']);
+  const nextKey = optionalKey(options.next_key, 'next_key');
+  const params: BenchmarkParams = {
     nonces: checkNonces(nonces),
     ...(options.key === undefined ? {} : { key: checkKey(toBytes(options.key, 'key')) }),
     ...jobOptions(options, defaults),
+    ...(nextKey ? { nextKey } : {}),
   };
+  if (nextKey && params.mode !== 'fast') throw invalid('next_key needs fast mode');
+  return params;
 }
 
 function searchJob(key: unknown, blob: unknown, nonceOffset: unknown, difficulty: unknown) {
@@ -109,34 +128,38 @@ function searchJob(key: unknown, blob: unknown, nonceOffset: unknown, difficulty
   return job;
 }
 
-const INPUT_FIELDS = ['blob', 'key', 'nonce_offset', 'difficulty'] as const;
+const JOB_FIELDS = ['blob', 'key', 'nonce_offset', 'difficulty'] as const;
+const INPUT_FIELDS = [...JOB_FIELDS, 'next_key'];
 
 /**
- * A new job for a running search, from Task.Input's `a{sv}` (already unwrapped). Fields left
- * out keep their current value, so a miner can send only the new blob.
+ * What Task.Input's `a{sv}` (already unwrapped) gives a search: a new job, whose fields left
+ * out keep their current value (so a miner can send only the new blob), and a next key.
  */
 export function searchInput(
   data: Record<string, unknown>,
   current: SearchJob | undefined,
-): SearchJob {
+): SearchInput {
   const names = Object.keys(data);
   if (names.length === 0) throw invalid('input holds no job field');
   for (const name of names) {
-    if (!(INPUT_FIELDS as readonly string[]).includes(name)) {
+    if (!INPUT_FIELDS.includes(name)) {
       throw invalid(
         `unknown input field ${JSON.stringify(name)}; known: ${INPUT_FIELDS.join(', ')}`,
       );
     }
   }
+  const input: SearchInput = {};
+  if (data.next_key !== undefined) input.nextKey = optionalKey(data.next_key, 'next_key') ?? null;
+  if (!JOB_FIELDS.some((name) => data[name] !== undefined)) return input;
   if (!current) {
-    const missing = INPUT_FIELDS.filter((name) => data[name] === undefined);
+    const missing = JOB_FIELDS.filter((name) => data[name] === undefined);
     if (missing.length > 0) {
       throw invalid(
         `the search has not started yet, so input needs every field; missing: ${missing.join(', ')}`,
       );
     }
   }
-  const pick = (name: (typeof INPUT_FIELDS)[number], now: unknown): unknown =>
+  const pick = (name: (typeof JOB_FIELDS)[number], now: unknown): unknown =>
     data[name] === undefined ? now : data[name];
   const job = searchJob(
     pick('key', current?.key),
@@ -145,7 +168,8 @@ export function searchInput(
     pick('difficulty', current?.difficulty),
   );
   // Copies: the caller's buffers may be reused by the bus library.
-  return { ...job, key: Buffer.from(job.key), blob: Buffer.from(job.blob) };
+  input.job = { ...job, key: Buffer.from(job.key), blob: Buffer.from(job.blob) };
+  return input;
 }
 
 // --- JSON, for the task layer -------------------------------------------------------------
@@ -178,6 +202,7 @@ export interface BenchmarkParamsJson {
   [key: string]: Json;
   nonces: number;
   key: string | null;
+  next_key: string | null;
   mode: Mode;
   threads: number;
 }
@@ -195,6 +220,7 @@ export interface SearchParamsJson extends SearchJobJson {
   count: number;
   mode: Mode;
   threads: number;
+  next_key: string | null;
 }
 
 /*
@@ -218,6 +244,7 @@ export const batchFromJson = (j: BatchParamsJson): BatchParams => ({
 export const benchmarkToJson = (p: BenchmarkParams): BenchmarkParamsJson => ({
   nonces: p.nonces,
   key: p.key ? hex(p.key) : null,
+  next_key: p.nextKey ? hex(p.nextKey) : null,
   mode: p.mode,
   threads: p.threads,
 });
@@ -225,6 +252,7 @@ export const benchmarkToJson = (p: BenchmarkParams): BenchmarkParamsJson => ({
 export const benchmarkFromJson = (j: BenchmarkParamsJson): BenchmarkParams => ({
   nonces: j.nonces,
   ...(j.key === null ? {} : { key: Buffer.from(j.key, 'hex') }),
+  ...(j.next_key === null ? {} : { nextKey: Buffer.from(j.next_key, 'hex') }),
   mode: j.mode,
   threads: j.threads,
 });
@@ -251,6 +279,7 @@ export function searchToJson(p: SearchParams): SearchParamsJson {
     count: p.count,
     mode: p.mode,
     threads: p.threads,
+    next_key: p.nextKey ? hex(p.nextKey) : null,
   };
 }
 
@@ -265,6 +294,7 @@ export function searchFromJson(j: SearchParamsJson): SearchParams {
     count: j.count,
     mode: j.mode,
     threads: j.threads,
+    ...(j.next_key ? { nextKey: Buffer.from(j.next_key, 'hex') } : {}),
   };
 }
 
@@ -279,7 +309,13 @@ export function storedSearch(value: Json): SearchParams {
     fromHex(j.blob, 'blob'),
     j.nonce_offset,
     j.difficulty,
-    { start_nonce: j.start_nonce, count: j.count, mode: j.mode, threads: j.threads },
+    {
+      start_nonce: j.start_nonce,
+      count: j.count,
+      mode: j.mode,
+      threads: j.threads,
+      ...(typeof j.next_key === 'string' ? { next_key: fromHex(j.next_key, 'next_key') } : {}),
+    },
     { defaultMode: 'light', threads: 1 },
   );
 }
@@ -292,6 +328,7 @@ export function stateToJson(state: SearchState): Json {
     found: state.found.map((f) => [f.nonce, hex(f.hash)]),
     superseded: state.superseded.map((f) => [f.job, f.nonce, hex(f.hash)]),
     hashes: state.hashes,
+    next_key: state.nextKey ? hex(state.nextKey) : null,
   };
 }
 
@@ -315,5 +352,8 @@ export function stateFromJson(value: Json | undefined): SearchState | undefined 
     found,
     superseded,
     hashes: j.hashes as number,
+    ...(typeof j.next_key === 'string'
+      ? { nextKey: Buffer.from(checkKey(fromHex(j.next_key, 'next_key'))) }
+      : {}),
   };
 }

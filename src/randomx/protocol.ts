@@ -16,6 +16,8 @@ export interface Binding {
   readonly dataset: Address;
   /** Try large pages for the VM scratchpad (silently skipped when none are free). */
   readonly largePages: boolean;
+  /** Without them, give the scratchpad a transparent huge page (see library-memory.ts). */
+  readonly transparentHugePages: boolean;
 }
 
 /** Word 0 of a job's control array (Int32Array over a SharedArrayBuffer), set by the engine. */
@@ -29,25 +31,82 @@ export interface InitCacheRequest {
   flags: number;
   key: Uint8Array;
   largePages: boolean;
+  /** Without reserved pages, advise the cache's memory for transparent huge pages. */
+  transparentHugePages: boolean;
 }
 export interface InitCacheReply {
   cache: Address;
   largePages: boolean;
+  /** Where the cache's memory is, when it was advised for transparent huge pages; else 0. */
+  advised: Address;
 }
 
+/** Items per chunk of a dataset fill: ~0.15 s of building, so cancel and progress stay prompt. */
+export const DATASET_CHUNK_ITEMS = 1 << 16;
+
+/**
+ * Build dataset items: the worker claims chunks of DATASET_CHUNK_ITEMS from the shared counter
+ * until none is left, so workers may join a build already under way.
+ */
 export interface InitDatasetRequest {
   op: 'initDataset';
   dataset: Address;
   cache: Address;
-  startItem: number;
   itemCount: number;
+  /** Int32Array[1]: the next chunk to claim. */
+  next: SharedArrayBuffer;
   /** Int32Array[1]: Control word. */
   control: SharedArrayBuffer;
   /** Int32Array[1]: items initialised so far, added in chunks by every worker. */
   progress: SharedArrayBuffer;
 }
 export interface InitDatasetReply {
+  /** False when the worker stopped for a pause that became a cancel, or a stop. */
   completed: boolean;
+}
+
+/** Fill a dataset from its file: segments claimed from `next`, each checked as it is read. */
+export interface LoadDatasetRequest {
+  op: 'loadDataset';
+  path: string;
+  dataset: Address;
+  itemBytes: number;
+  segmentBytes: number;
+  /** SHA-256 of each segment, from the file's header. */
+  digests: Uint8Array[];
+  next: SharedArrayBuffer;
+  control: SharedArrayBuffer;
+  progress: SharedArrayBuffer;
+}
+export interface LoadDatasetReply {
+  completed: boolean;
+  /** Why the file cannot be used (a checksum, a short read); the build takes over then. */
+  corrupt?: string;
+}
+
+/** Recompute single items with randomx_init_dataset and compare them with what is there. */
+export interface VerifyItemsRequest {
+  op: 'verifyItems';
+  dataset: Address;
+  cache: Address;
+  items: number[];
+}
+export interface VerifyItemsReply {
+  mismatches: number[];
+}
+
+/** Write a dataset to `tempPath` with its header, fsync, then rename it to `finalPath`. */
+export interface SaveDatasetRequest {
+  op: 'saveDataset';
+  dataset: Address;
+  itemBytes: number;
+  keyHash: Uint8Array;
+  tempPath: string;
+  finalPath: string;
+  control: SharedArrayBuffer;
+}
+export interface SaveDatasetReply {
+  saved: boolean;
 }
 
 export interface HashRequest {
@@ -103,4 +162,11 @@ export interface ScanReport {
 }
 
 export type WorkerRequest =
-  InitCacheRequest | InitDatasetRequest | HashRequest | HashBatchRequest | ScanRequest;
+  | InitCacheRequest
+  | InitDatasetRequest
+  | LoadDatasetRequest
+  | VerifyItemsRequest
+  | SaveDatasetRequest
+  | HashRequest
+  | HashBatchRequest
+  | ScanRequest;

@@ -5,11 +5,14 @@
 import { performance } from 'node:perf_hooks';
 import { cancelled } from './control';
 import { followScan, type ScanRun } from './dispatch';
-import type { JobRuntime } from './job-runtime';
+import { datasetSource, type JobRuntime } from './job-runtime';
+import type { Preparation } from './resources';
 import { targetOf } from './validate';
 import type {
+  DatasetSource,
   FoundNonce,
   SearchHooks,
+  SearchInput,
   SearchJob,
   SearchParams,
   SearchResult,
@@ -21,6 +24,11 @@ export class SearchSession {
   private pending: SearchJob | undefined;
   private scan: ScanRun | undefined;
   private latest: SearchJob;
+  private nextKey: Buffer | undefined;
+  /** The next key's dataset, prepared in the background while the current job hashes. */
+  private preparation: Preparation | undefined;
+  /** The key of the job hashing now; undefined until the search has its first lease. */
+  private hashingKey: Buffer | undefined;
 
   constructor(
     private readonly rt: JobRuntime,
@@ -29,13 +37,46 @@ export class SearchSession {
     private readonly restored: SearchState | undefined,
   ) {
     this.latest = restored?.job ?? params;
+    this.nextKey = restored ? restored.nextKey : params.nextKey;
   }
 
-  /** Switch to a new job (Task.Input): the workers drop the old one and take this one. */
-  input(job: SearchJob): void {
-    this.pending = job;
-    this.latest = job;
-    this.scan?.stop();
+  /**
+   * Task.Input: a new job (the workers drop the old one and take this one) and/or a new next
+   * key (whose dataset is then prepared in the background).
+   */
+  input(input: SearchInput): void {
+    if (input.nextKey !== undefined) {
+      this.nextKey = input.nextKey ?? undefined;
+      if (this.hashingKey) this.prepareNextKey(this.hashingKey);
+    }
+    if (input.job) {
+      this.pending = input.job;
+      this.latest = input.job;
+      this.scan?.stop();
+    }
+  }
+
+  /**
+   * Keep the next key's dataset prepared while `current` hashes (fast mode only): started
+   * once the current dataset is there, let go when the next key changes or becomes current.
+   */
+  private prepareNextKey(current: Buffer | undefined): void {
+    const wanted =
+      current && this.params.mode === 'fast' && this.nextKey && !this.nextKey.equals(current)
+        ? this.nextKey
+        : undefined;
+    if (this.preparation && !(wanted && this.preparation.key.equals(wanted))) {
+      this.preparation.release();
+      this.preparation = undefined;
+    }
+    if (wanted && !this.preparation) {
+      this.preparation = this.rt.resources.prepare(wanted) ?? {
+        // No memory for it: accepted (and logged), the switch builds as it would without.
+        key: wanted,
+        ready: Promise.resolve(),
+        release: () => {},
+      };
+    }
   }
 
   /** The job the search is on, or will switch to next. */
@@ -68,6 +109,7 @@ export class SearchSession {
     const found = new Map<number, Buffer>(state.found.map((f) => [f.nonce, f.hash]));
     const snapshot = (nextNonce: number): SearchState => ({
       ...state,
+      nextKey: this.nextKey,
       nextNonce,
       found: [...found]
         .sort((a, b) => a[0] - b[0])
@@ -80,6 +122,7 @@ export class SearchSession {
     let hashesThisRun = 0;
     /** Set once `found` reached maxFound: the search ends there rather than grow without bound. */
     let truncated = false;
+    let source: DatasetSource | undefined;
     try {
       for (;;) {
         const next = this.takePending();
@@ -95,6 +138,9 @@ export class SearchSession {
           hooks.checkpoint(snapshot(state.nextNonce));
         }
         const lease = await rt.resources.acquire(state.job.key, params.mode, threads, hooks);
+        this.hashingKey = state.job.key;
+        source = datasetSource(lease.resource, params.mode).datasetSource;
+        this.prepareNextKey(state.job.key);
         try {
           if (this.pending) continue;
           hooks.setPhase('hashing', params.count);
@@ -163,8 +209,11 @@ export class SearchSession {
         mode: params.mode,
         threads,
         hashRate: seconds > 0 ? hashesThisRun / seconds : 0,
+        ...(source ? { datasetSource: source } : {}),
       };
     } finally {
+      this.hashingKey = undefined;
+      this.prepareNextKey(undefined);
       job.end();
     }
   }

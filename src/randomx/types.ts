@@ -24,6 +24,9 @@ export interface JobOptions {
 
 export type DatasetState = 'none' | 'initializing' | 'ready';
 
+/** How a fast job's dataset came to be: built from the cache, or loaded from its file. */
+export type DatasetSource = 'built' | 'cache';
+
 export interface EngineProperties {
   mode: Mode;
   threads: number;
@@ -31,6 +34,8 @@ export interface EngineProperties {
   datasetKey: Buffer;
   features: string[];
   hashRate: number;
+  /** Share of the current dataset backed by huge pages (0 without a dataset). */
+  hugePageCoverage: number;
 }
 
 export interface BatchParams extends JobOptions {
@@ -42,6 +47,8 @@ export interface BenchmarkParams extends JobOptions {
   nonces: number;
   /** Absent: a fresh random key, so the measured init is a real build. */
   key?: Buffer;
+  /** Measure a key switch: prepare this key's dataset meanwhile, then switch to it. */
+  nextKey?: Buffer;
 }
 
 export interface SearchJob {
@@ -54,6 +61,15 @@ export interface SearchJob {
 export interface SearchParams extends SearchJob, JobOptions {
   startNonce: number;
   count: number;
+  /** The key a coming Input will switch to: its dataset is prepared in the background. */
+  nextKey?: Buffer;
+}
+
+/** What Task.Input gives a running search: a new job, a new next key, or both. */
+export interface SearchInput {
+  job?: SearchJob;
+  /** null: no next key any more. */
+  nextKey?: Buffer | null;
 }
 
 export interface FoundNonce {
@@ -72,6 +88,8 @@ export interface SearchState {
   /** Accepted nonces of earlier jobs, before Input replaced them. */
   superseded: Array<FoundNonce & { job: number }>;
   hashes: number;
+  /** The next key as the last Input left it. */
+  nextKey?: Buffer;
 }
 
 export interface SearchResult extends SearchState {
@@ -80,6 +98,8 @@ export interface SearchResult extends SearchState {
   mode: Mode;
   threads: number;
   hashRate: number;
+  /** Fast mode only: the dataset of the job's last key. */
+  datasetSource?: DatasetSource;
 }
 
 export interface BatchResult {
@@ -87,6 +107,8 @@ export interface BatchResult {
   mode: Mode;
   threads: number;
   hashRate: number;
+  /** Fast mode only. */
+  datasetSource?: DatasetSource;
 }
 
 export interface BenchmarkResult {
@@ -98,4 +120,15 @@ export interface BenchmarkResult {
   mode: Mode;
   threads: number;
   nonces: number;
+  /** Fast mode only. */
+  datasetSource?: DatasetSource;
+  /** With a next key: the switch to it. */
+  next?: {
+    /** Hashing under the first key went on until the next dataset was ready, this long. */
+    prepareSeconds: number;
+    /** From the last hash under the first key to the first under the next. */
+    switchSeconds: number;
+    hashRate: number;
+    datasetSource?: DatasetSource;
+  };
 }

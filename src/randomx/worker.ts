@@ -3,10 +3,27 @@
  * shares. Long loops check the job's control word between hashes (cancel, stop, pause with
  * Atomics.wait so a paused job uses no CPU) and flush progress about every 100 ms.
  */
+import os from 'node:os';
 import { performance } from 'node:perf_hooks';
+import { workerData } from 'node:worker_threads';
 import { Flag, HASH_SIZE, native, type Address } from './native';
 import {
+  adviseCacheHugePages,
+  moveScratchpadToHugePage,
+  restoreScratchpad,
+  type MovedScratchpad,
+} from './library-memory';
+import {
+  loadDataset,
+  rest,
+  saveDataset,
+  setDutyCycle,
+  verifyItems,
+  waitWhilePaused,
+} from './dataset-io';
+import {
   Control,
+  DATASET_CHUNK_ITEMS,
   REPORT_INTERVAL_MS,
   type Binding,
   type HashBatchReply,
@@ -21,16 +38,16 @@ import {
   type WorkerRequest,
 } from './protocol';
 
-/** Items per randomx_init_dataset call: ~0.15 s of work, so cancel and progress stay prompt. */
-const DATASET_CHUNK_ITEMS = 1 << 16;
-
 let vm: Address = 0;
 let vmSerial = -1;
 let vmMode = '';
+let movedScratchpad: MovedScratchpad | undefined;
 
 function bindVm(binding: Binding): Address {
   if (vm !== 0 && vmSerial === binding.serial && vmMode === binding.mode) return vm;
   const rx = native();
+  if (movedScratchpad) restoreScratchpad(movedScratchpad);
+  movedScratchpad = undefined;
   if (vm !== 0) rx.destroyVm(vm);
   vm = 0;
   vmSerial = -1;
@@ -38,22 +55,18 @@ function bindVm(binding: Binding): Address {
   let created = binding.largePages
     ? rx.createVm(flags | Flag.LARGE_PAGES, binding.cache, binding.dataset)
     : 0;
-  if (created === 0) created = rx.createVm(flags, binding.cache, binding.dataset);
+  if (created === 0) {
+    created = rx.createVm(flags, binding.cache, binding.dataset);
+    if (created !== 0 && binding.transparentHugePages) {
+      const memory = binding.mode === 'fast' ? binding.dataset : binding.cache;
+      movedScratchpad = moveScratchpadToHugePage(created, memory);
+    }
+  }
   if (created === 0) throw new Error('randomx_create_vm failed (out of memory?)');
   vm = created;
   vmSerial = binding.serial;
   vmMode = binding.mode;
   return vm;
-}
-
-/** Blocks (without CPU) while paused; returns the control word that ended the wait. */
-function waitWhilePaused(control: Int32Array): number {
-  let state = Atomics.load(control, 0);
-  while (state === Control.PAUSE) {
-    Atomics.wait(control, 0, Control.PAUSE);
-    state = Atomics.load(control, 0);
-  }
-  return state;
 }
 
 /** A non-empty view: koffi turns an empty buffer into NULL, which librandomx must never see. */
@@ -66,24 +79,31 @@ function initCache(req: InitCacheRequest): InitCacheReply {
   const rx = native();
   let cache = req.largePages ? rx.allocCache(req.flags | Flag.LARGE_PAGES) : 0;
   const largePages = cache !== 0;
-  if (cache === 0) cache = rx.allocCache(req.flags);
+  let advised = 0;
+  if (cache === 0) {
+    cache = rx.allocCache(req.flags);
+    if (cache !== 0 && req.transparentHugePages) advised = adviseCacheHugePages(cache);
+  }
   if (cache === 0) throw new Error('cannot allocate the RandomX cache (256 MiB)');
   rx.initCache(cache, nonEmpty(req.key), req.key.length);
-  return { cache, largePages };
+  return { cache, largePages, advised };
 }
 
 function initDataset(req: InitDatasetRequest): InitDatasetReply {
   const rx = native();
   const control = new Int32Array(req.control);
   const progress = new Int32Array(req.progress);
-  const end = req.startItem + req.itemCount;
-  for (let item = req.startItem; item < end; item += DATASET_CHUNK_ITEMS) {
+  const next = new Int32Array(req.next);
+  for (;;) {
     if (waitWhilePaused(control) !== Control.RUN) return { completed: false };
-    const count = Math.min(DATASET_CHUNK_ITEMS, end - item);
+    const item = Atomics.add(next, 0, 1) * DATASET_CHUNK_ITEMS;
+    if (item >= req.itemCount) return { completed: true };
+    const count = Math.min(DATASET_CHUNK_ITEMS, req.itemCount - item);
+    const started = performance.now();
     rx.initDataset(req.dataset, req.cache, item, count);
     Atomics.add(progress, 0, count);
+    rest(control, started);
   }
-  return { completed: true };
 }
 
 function hash(req: HashRequest): Uint8Array {
@@ -200,12 +220,31 @@ function scan(req: ScanRequest): number {
   }
 }
 
+// A background pool's worker runs at a lower priority (on Linux the nice value of a thread).
+// A background worker lowers its own priority. Where setpriority is refused (the system unit
+// filters @resources) it yields instead: it rests between chunks of its work, so that it
+// takes at most a fifth of a core from hashing.
+const nice = (workerData as { nice?: number } | null)?.nice;
+if (nice) {
+  try {
+    os.setPriority(nice);
+  } catch {
+    setDutyCycle(0.2);
+  }
+}
+
 export default function handle(req: WorkerRequest): unknown {
   switch (req.op) {
     case 'initCache':
       return initCache(req);
     case 'initDataset':
       return initDataset(req);
+    case 'loadDataset':
+      return loadDataset(req);
+    case 'verifyItems':
+      return verifyItems(req);
+    case 'saveDataset':
+      return saveDataset(req);
     case 'hash':
       return hash(req);
     case 'hashBatch':

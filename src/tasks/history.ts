@@ -406,23 +406,11 @@ function migrate(db: StateDatabase): void {
   }
 }
 
-interface V0Row {
+/** A schema-0 row: the summary's columns (less privileged and size), params and checkpoint. */
+interface V0Row extends Omit<SummaryRow, 'privileged' | 'result' | 'size'> {
   rowid: number;
-  id: string;
-  kind: string;
-  owner_uid: number;
-  state: string;
   params: string;
   result: string | null;
-  error_name: string;
-  error_message: string;
-  phase: string;
-  done: number;
-  total: number;
-  progress: number;
-  created_time: number;
-  start_time: number;
-  finish_time: number;
   checkpoint: string | null;
 }
 
@@ -451,26 +439,10 @@ function migrateFromV0(db: StateDatabase): number {
       }
       const small = smallResult(result);
       const state = row.state as TaskState;
-      insert.run(
-        summaryRow({
-          id: row.id,
-          kind: row.kind,
-          ownerUid: row.owner_uid,
-          // Schema 0 did not record it; only root and the vigil group can start RandomX work.
-          privileged: row.owner_uid === 0 || row.kind.startsWith('randomx-'),
-          state,
-          result: small,
-          errorName: row.error_name,
-          errorMessage: row.error_message,
-          phase: row.phase,
-          done: row.done,
-          total: row.total,
-          progress: row.progress,
-          createdTime: row.created_time,
-          startTime: row.start_time,
-          finishTime: row.finish_time,
-        }),
-      );
+      // Schema 0 did not record privilege; only root and the vigil group start RandomX work.
+      const privileged = row.owner_uid === 0 || row.kind.startsWith('randomx-');
+      const summary = fromRow({ ...row, privileged: privileged ? 1 : 0, result: '{}', size: 0 });
+      insert.run(summaryRow({ ...summary, result: small }));
       if (small !== result) {
         const text = encodeDict(result);
         insertResult.run(row.id, text, text.length);

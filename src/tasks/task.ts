@@ -54,7 +54,8 @@ export interface TaskInit {
   ownerUid: number;
   /** The submitter is root or in the `vigil` group: served ahead of unprivileged queues. */
   privileged?: boolean;
-  params: Json;
+  /** What the kind's `run` gets; none for a task rebuilt from its record (it will not run). */
+  params?: Json;
   now: () => number;
   restoredCheckpoint?: Json;
   createdTime?: number;
@@ -163,10 +164,8 @@ export class Task extends EventEmitter<TaskEvents> {
       kind,
       ownerUid: r.ownerUid,
       privileged: r.privileged,
-      params: null,
       now,
     });
-    t.payload = undefined;
     Object.assign(t, {
       state: r.state,
       progress: r.progress,

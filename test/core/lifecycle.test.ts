@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { startPrivateBus, type PrivateBus } from '../helpers/bus';
-import { IFACE, plain, ROOT, TestClient } from '../helpers/client';
+import { startPrivateBus } from '../helpers/bus';
+import { IFACE, plain, ROOT } from '../helpers/client';
+import { useBus } from '../helpers/fixture';
 import { startDaemon, tempStateDir } from '../helpers/daemon';
 
 const RD = `${ROOT}/RandomData`;
@@ -9,21 +10,10 @@ const RD_IFACE = `${IFACE}RandomData`;
 const TASKS = `${ROOT}/Tasks`;
 const TASK = `${IFACE}Task`;
 
-let bus: PrivateBus;
-let client: TestClient;
-
-beforeAll(async () => {
-  bus = await startPrivateBus();
-  client = await TestClient.connect(bus.address);
-});
-
-afterAll(async () => {
-  client?.close();
-  await bus?.stop();
-});
+const fx = useBus();
 
 async function history(): Promise<Record<string, unknown>[]> {
-  const [h] = (await client.call(TASKS, `${IFACE}TaskManager`, 'GetHistory', 'u', [100])) as [
+  const [h] = (await fx.client.call(TASKS, `${IFACE}TaskManager`, 'GetHistory', 'u', [100])) as [
     unknown[],
   ];
   return h.map((e) => plain(e) as Record<string, unknown>);
@@ -31,14 +21,14 @@ async function history(): Promise<Record<string, unknown>[]> {
 
 test('after SIGKILL, history survives and the task that was running is interrupted', async () => {
   const stateDir = tempStateDir();
-  let daemon = await startDaemon(bus.address, { stateDir, args: ['--slow-pace-ms', '10'] });
-  const [doneId] = (await client.call(RD, RD_IFACE, 'slow', 'i', [4])) as [string];
-  await client.call(`${TASKS}/${doneId}`, TASK, 'Wait');
-  const [runningId] = (await client.call(RD, RD_IFACE, 'slow', 'i', [4000])) as [string];
+  let daemon = await startDaemon(fx.bus.address, { stateDir, args: ['--slow-pace-ms', '10'] });
+  const [doneId] = (await fx.client.call(RD, RD_IFACE, 'slow', 'i', [4])) as [string];
+  await fx.client.call(`${TASKS}/${doneId}`, TASK, 'Wait');
+  const [runningId] = (await fx.client.call(RD, RD_IFACE, 'slow', 'i', [4000])) as [string];
   await new Promise((r) => setTimeout(r, 100));
   expect(await daemon.kill('SIGKILL')).toBe('SIGKILL');
 
-  daemon = await startDaemon(bus.address, { stateDir });
+  daemon = await startDaemon(fx.bus.address, { stateDir });
   try {
     const entries = await history();
     const done = entries.find((e) => e.Id === doneId);
@@ -46,8 +36,8 @@ test('after SIGKILL, history survives and the task that was running is interrupt
     expect(done).toMatchObject({ State: 'completed', Kind: 'slow-random' });
     expect(cut).toMatchObject({ State: 'interrupted', ErrorName: 'org.vigil.Vigil1.Error.Failed' });
     // The interrupted task is also on the bus for its retention time.
-    expect(await client.get(`${TASKS}/${runningId}`, TASK, 'State')).toBe('interrupted');
-    const err = await client.callError(`${TASKS}/${runningId}`, TASK, 'Wait');
+    expect(await fx.client.get(`${TASKS}/${runningId}`, TASK, 'State')).toBe('interrupted');
+    const err = await fx.client.callError(`${TASKS}/${runningId}`, TASK, 'Wait');
     expect(err.type).toBe('org.vigil.Vigil1.Error.Failed');
   } finally {
     await daemon.stop();
@@ -56,14 +46,14 @@ test('after SIGKILL, history survives and the task that was running is interrupt
 
 test('SIGTERM exits 0 within 5 s, records the running task and releases the name', async () => {
   const stateDir = tempStateDir();
-  const daemon = await startDaemon(bus.address, { stateDir });
-  const [id] = (await client.call(RD, RD_IFACE, 'slow', 'i', [100])) as [string];
+  const daemon = await startDaemon(fx.bus.address, { stateDir });
+  const [id] = (await fx.client.call(RD, RD_IFACE, 'slow', 'i', [100])) as [string];
   const started = Date.now();
   expect(await daemon.stop()).toBe(0);
   expect(Date.now() - started).toBeLessThan(5000);
-  const [owned] = (await client.busCall('NameHasOwner', 's', ['org.vigil.Vigil1'])) as [boolean];
+  const [owned] = (await fx.client.busCall('NameHasOwner', 's', ['org.vigil.Vigil1'])) as [boolean];
   expect(owned).toBe(false);
-  const again = await startDaemon(bus.address, { stateDir });
+  const again = await startDaemon(fx.bus.address, { stateDir });
   try {
     expect((await history()).find((e) => e.Id === id)).toMatchObject({ State: 'interrupted' });
   } finally {
@@ -72,9 +62,9 @@ test('SIGTERM exits 0 within 5 s, records the running task and releases the name
 });
 
 test('a second instance says "already running" and exits 1', async () => {
-  const first = await startDaemon(bus.address);
+  const first = await startDaemon(fx.bus.address);
   try {
-    const second = await startDaemon(bus.address, { noWait: true });
+    const second = await startDaemon(fx.bus.address, { noWait: true });
     expect(await second.exited).toBe(1);
     expect(second.output()).toMatch(/already running/);
   } finally {
@@ -83,7 +73,9 @@ test('a second instance says "already running" and exits 1', async () => {
 });
 
 test('with no bus reachable it says so and exits non-zero', async () => {
-  const d = await startDaemon(`unix:path=${path.join(bus.dir, 'nothing-here')}`, { noWait: true });
+  const d = await startDaemon(`unix:path=${path.join(fx.bus.dir, 'nothing-here')}`, {
+    noWait: true,
+  });
   expect(await d.exited).toBe(3);
   expect(d.output()).toMatch(/cannot connect to the bus at unix:path=.*nothing-here/);
 });
@@ -101,7 +93,7 @@ test('a corrupt state database is reported and left in place', async () => {
   const db = path.join(stateDir, 'vigil.db');
   const junk = Buffer.alloc(8192, 0x5a);
   fs.writeFileSync(db, junk);
-  const d = await startDaemon(bus.address, { stateDir, noWait: true });
+  const d = await startDaemon(fx.bus.address, { stateDir, noWait: true });
   expect(await d.exited).toBe(4);
   expect(d.output()).toMatch(/state database .*vigil\.db.* (corrupt|not a database)/);
   expect(fs.readFileSync(db).equals(junk)).toBe(true);
@@ -111,13 +103,16 @@ test('an unwritable state directory is reported', async () => {
   const parent = tempStateDir();
   const blocker = path.join(parent, 'file');
   fs.writeFileSync(blocker, 'not a directory');
-  const d = await startDaemon(bus.address, { stateDir: path.join(blocker, 'state'), noWait: true });
+  const d = await startDaemon(fx.bus.address, {
+    stateDir: path.join(blocker, 'state'),
+    noWait: true,
+  });
   expect(await d.exited).toBe(4);
   expect(d.output()).toMatch(/cannot create state directory/);
 });
 
 test('under systemd (JOURNAL_STREAM set) log lines carry their syslog priority', async () => {
-  const d = await startDaemon(bus.address, { env: { JOURNAL_STREAM: '8:1234' } });
+  const d = await startDaemon(fx.bus.address, { env: { JOURNAL_STREAM: '8:1234' } });
   await d.stop();
   const lines = d.output().trim().split('\n');
   expect(lines.length).toBeGreaterThan(1);
@@ -126,7 +121,7 @@ test('under systemd (JOURNAL_STREAM set) log lines carry their syslog priority',
 });
 
 test('bad command-line options exit 2 with a message', async () => {
-  const d = await startDaemon(bus.address, { args: ['--log-level', 'loud'], noWait: true });
+  const d = await startDaemon(fx.bus.address, { args: ['--log-level', 'loud'], noWait: true });
   expect(await d.exited).toBe(2);
   expect(d.output()).toMatch(/--log-level must be one of/);
 });

@@ -2,7 +2,7 @@ import { setImmediate as tick } from 'node:timers/promises';
 import { openStateDatabase } from '../../src/core/database';
 import { typed } from '../../src/core/typed';
 import { TaskHistory } from '../../src/tasks/history';
-import { TaskManager } from '../../src/tasks/manager';
+import { TaskManager, type TaskManagerOptions } from '../../src/tasks/manager';
 import { resultBytes, SMALL_RESULT_BYTES, smallResult } from '../../src/tasks/summary';
 import type { Submitter, TaskKind } from '../../src/tasks/types';
 import { WaitRegistry } from '../../src/tasks/waiters';
@@ -12,13 +12,18 @@ import { tempStateDir } from '../helpers/daemon';
 const user = (uid: number): Submitter => ({ uid, privileged: false });
 
 /** The task machinery without a bus: what the D-Bus layer translates. */
-function manager(maxRunning = 1, historyLimit?: number): TaskManager {
+function manager(
+  maxRunning = 1,
+  historyLimit?: number,
+  more: Partial<TaskManagerOptions> = {},
+): TaskManager {
   return new TaskManager({
     maxRunning,
     retentionMs: 60_000,
     maxQueuedPerUser: 10,
     historyLimit,
     history: new TaskHistory(openStateDatabase(tempStateDir())),
+    ...more,
   });
 }
 
@@ -173,12 +178,7 @@ test('a resumed task waiting for its slot can be cancelled, and gives nothing ba
 });
 
 test('queued tasks are taken round-robin across UIDs, privileged owners first', async () => {
-  const m = new TaskManager({
-    maxRunning: 1,
-    retentionMs: 60_000,
-    maxQueuedPerUser: 64,
-    history: new TaskHistory(openStateDatabase(tempStateDir())),
-  });
+  const m = manager(1, undefined, { maxQueuedPerUser: 64 });
   const g = gatedKind();
   m.registerKind(g.kind);
   const blocker = m.submit('gated', {}, user(5));
@@ -200,12 +200,7 @@ test('queued tasks are taken round-robin across UIDs, privileged owners first', 
 });
 
 test('one unprivileged UID never holds every slot; privileged owners may', async () => {
-  const m = new TaskManager({
-    maxRunning: 3,
-    retentionMs: 60_000,
-    maxQueuedPerUser: 64,
-    history: new TaskHistory(openStateDatabase(tempStateDir())),
-  });
+  const m = manager(3, undefined, { maxQueuedPerUser: 64 });
   const g = gatedKind();
   m.registerKind(g.kind);
   const hog = Array.from({ length: 4 }, () => m.submit('gated', {}, user(1000)));
@@ -223,14 +218,7 @@ test('one unprivileged UID never holds every slot; privileged owners may', async
 });
 
 test('finished tasks leave the bus early beyond the per-UID and total caps; history keeps them', async () => {
-  const m = new TaskManager({
-    maxRunning: 4,
-    retentionMs: 60_000,
-    maxQueuedPerUser: 64,
-    retainedPerUser: 3,
-    retainedTotal: 5,
-    history: new TaskHistory(openStateDatabase(tempStateDir())),
-  });
+  const m = manager(4, undefined, { retainedPerUser: 3, retainedTotal: 5 });
   m.registerKind(chatty as TaskKind);
   const removed: string[] = [];
   m.on('removed', (t) => removed.push(t.id));

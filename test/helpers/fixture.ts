@@ -19,11 +19,13 @@ export interface DaemonFixture {
  * One private bus, one vigild on it and one raw client for the whole test file, started in
  * beforeAll and stopped in afterAll. Read the fields inside tests, not at module load.
  */
-export function useDaemon(options: { busConfig?: string; args?: string[] } = {}): DaemonFixture {
+export function useDaemon(
+  options: { busConfig?: string; args?: string[]; env?: NodeJS.ProcessEnv } = {},
+): DaemonFixture {
   const fx: { bus?: PrivateBus; daemon?: DaemonProcess; client?: TestClient } = {};
   beforeAll(async () => {
     fx.bus = await startPrivateBus(options.busConfig);
-    fx.daemon = await startDaemon(fx.bus.address, { args: options.args });
+    fx.daemon = await startDaemon(fx.bus.address, { args: options.args, env: options.env });
     fx.client = await TestClient.connect(fx.bus.address);
   });
   afterAll(async () => {
@@ -44,6 +46,32 @@ export function useDaemon(options: { busConfig?: string; args?: string[] } = {})
     },
     get client() {
       return started(fx.client, 'client');
+    },
+  };
+}
+
+/** One private bus and one raw client for the whole test file (tests start their own vigild). */
+export function useBus(busConfig?: string): {
+  readonly bus: PrivateBus;
+  readonly client: TestClient;
+} {
+  const fx: { bus?: PrivateBus; client?: TestClient } = {};
+  beforeAll(async () => {
+    fx.bus = await startPrivateBus(busConfig);
+    fx.client = await TestClient.connect(fx.bus.address);
+  });
+  afterAll(async () => {
+    fx.client?.close();
+    await fx.bus?.stop();
+  });
+  return {
+    get bus() {
+      if (!fx.bus) throw new Error('the test bus is not started yet');
+      return fx.bus;
+    },
+    get client() {
+      if (!fx.client) throw new Error('the test client is not started yet');
+      return fx.client;
     },
   };
 }

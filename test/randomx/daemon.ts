@@ -30,14 +30,19 @@ export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
+/**
+ * vigild with RandomX on `address`. Its dataset cache is `cacheDir`, by default a fresh
+ * directory, so no test reads (or fills) the machine's own.
+ */
 export async function startRxDaemon(
   address: string,
   stateDir: string,
   config: string,
   prefix: string[] = [],
+  cacheDir = tempDir('vigil-rx-cache-'),
 ): Promise<RxDaemon> {
   const argv = [...prefix, process.execPath, VIGILD];
-  argv.push('--bus', address, '--state-dir', stateDir, '--config', config);
+  argv.push('--bus', address, '--state-dir', stateDir, '--config', config, '--cache-dir', cacheDir);
   const child = spawn(argv[0], argv.slice(1), {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, JOURNAL_STREAM: '' },

@@ -1,0 +1,170 @@
+/**
+ * Dataset files, on the worker side: loading a file straight into a dataset's memory with a
+ * checksum per segment, recomputing single items to compare them with what was loaded, and
+ * writing a dataset out atomically (temporary file, fsync, rename, fsync of the directory).
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import koffi from 'koffi';
+import { HEADER_BYTES, SEGMENT_BYTES, encodeHeader, segmentCount } from './dataset-file';
+import { DATASET_ITEM_SIZE, native, type Address } from './native';
+import {
+  Control,
+  type LoadDatasetReply,
+  type LoadDatasetRequest,
+  type SaveDatasetReply,
+  type SaveDatasetRequest,
+  type VerifyItemsReply,
+  type VerifyItemsRequest,
+} from './protocol';
+
+/** Share of the time this worker works when it cannot lower its priority (1: no rest). */
+let dutyCycle = 1;
+
+export function setDutyCycle(share: number): void {
+  dutyCycle = share;
+}
+
+/**
+ * After a piece of work begun at `started`: rest long enough to keep to the duty cycle, woken
+ * early when the control word changes (a cancel stays prompt).
+ */
+export function rest(control: Int32Array, started: number): void {
+  if (dutyCycle >= 1) return;
+  const worked = performance.now() - started;
+  const state = Atomics.load(control, 0);
+  if (state === Control.RUN)
+    Atomics.wait(control, 0, state, (worked * (1 - dutyCycle)) / dutyCycle);
+}
+
+/** Blocks (without CPU) while paused; returns the control word that ended the wait. */
+export function waitWhilePaused(control: Int32Array): number {
+  let state = Atomics.load(control, 0);
+  while (state === Control.PAUSE) {
+    Atomics.wait(control, 0, Control.PAUSE);
+    state = Atomics.load(control, 0);
+  }
+  return state;
+}
+
+/** `bytes` of native memory at `address`, without a copy. */
+function view(address: Address, bytes: number): Uint8Array {
+  return new Uint8Array(koffi.view(BigInt(address), bytes));
+}
+
+function readFully(fd: number, into: Uint8Array, position: number): number {
+  let done = 0;
+  while (done < into.length) {
+    const n = fs.readSync(fd, into, done, into.length - done, position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
+}
+
+export function loadDataset(req: LoadDatasetRequest): LoadDatasetReply {
+  const control = new Int32Array(req.control);
+  const progress = new Int32Array(req.progress);
+  const next = new Int32Array(req.next);
+  const memory = native().datasetMemory(req.dataset);
+  const segments = segmentCount(req.itemBytes, req.segmentBytes);
+  const fd = fs.openSync(req.path, 'r');
+  try {
+    for (;;) {
+      if (waitWhilePaused(control) !== Control.RUN) return { completed: false };
+      const segment = Atomics.add(next, 0, 1);
+      if (segment >= segments) return { completed: true };
+      const offset = segment * req.segmentBytes;
+      const bytes = Math.min(req.segmentBytes, req.itemBytes - offset);
+      const into = view(memory + offset, bytes);
+      const started = performance.now();
+      if (readFully(fd, into, HEADER_BYTES + offset) !== bytes) {
+        Atomics.store(control, 0, Control.STOP);
+        return { completed: false, corrupt: `the file is truncated (segment ${segment})` };
+      }
+      const digest = createHash('sha256').update(into).digest();
+      if (!digest.equals(req.digests[segment])) {
+        // The siblings stop too: the dataset will be built instead.
+        Atomics.store(control, 0, Control.STOP);
+        Atomics.notify(control, 0);
+        return { completed: false, corrupt: `segment ${segment} does not match its checksum` };
+      }
+      Atomics.add(progress, 0, bytes / DATASET_ITEM_SIZE);
+      rest(control, started);
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export function verifyItems(req: VerifyItemsRequest): VerifyItemsReply {
+  const rx = native();
+  const memory = rx.datasetMemory(req.dataset);
+  const mismatches: number[] = [];
+  for (const item of req.items) {
+    const at = view(memory + item * DATASET_ITEM_SIZE, DATASET_ITEM_SIZE);
+    const loaded = Buffer.from(at);
+    // Recomputed in place: a mismatch rejects the whole dataset anyway.
+    rx.initDataset(req.dataset, req.cache, item, 1);
+    if (!loaded.equals(at)) mismatches.push(item);
+  }
+  return { mismatches };
+}
+
+export function saveDataset(req: SaveDatasetRequest): SaveDatasetReply {
+  const control = new Int32Array(req.control);
+  const memory = native().datasetMemory(req.dataset);
+  const fd = fs.openSync(req.tempPath, 'wx', 0o600);
+  let renamed = false;
+  try {
+    fs.writeSync(fd, Buffer.alloc(HEADER_BYTES), 0, HEADER_BYTES, 0);
+    const digests: Buffer[] = [];
+    for (let offset = 0; offset < req.itemBytes; offset += SEGMENT_BYTES) {
+      if (Atomics.load(control, 0) === Control.CANCEL) return { saved: false };
+      const started = performance.now();
+      const segment = view(memory + offset, Math.min(SEGMENT_BYTES, req.itemBytes - offset));
+      let written = 0;
+      while (written < segment.length) {
+        written += fs.writeSync(
+          fd,
+          segment,
+          written,
+          segment.length - written,
+          HEADER_BYTES + offset + written,
+        );
+      }
+      digests.push(createHash('sha256').update(segment).digest());
+      rest(control, started);
+    }
+    const header = encodeHeader({
+      itemSize: DATASET_ITEM_SIZE,
+      itemCount: req.itemBytes / DATASET_ITEM_SIZE,
+      segmentBytes: SEGMENT_BYTES,
+      keyHash: Buffer.from(req.keyHash),
+      segments: digests,
+    });
+    fs.writeSync(fd, header, 0, HEADER_BYTES, 0);
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fs.renameSync(req.tempPath, req.finalPath);
+    renamed = true;
+    const dir = fs.openSync(path.dirname(req.finalPath), 'r');
+    try {
+      fs.fsyncSync(dir);
+    } finally {
+      fs.closeSync(dir);
+    }
+    return { saved: true };
+  } finally {
+    if (!renamed) {
+      try {
+        fs.closeSync(fd);
+      } catch {
+        // already closed before the rename failed
+      }
+      fs.rmSync(req.tempPath, { force: true });
+    }
+  }
+}
