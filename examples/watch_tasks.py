@@ -63,19 +63,17 @@ def main():
 
     dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
     bus = connect(args)
-    for handler, member, interface in (
-        (on_progress, "Progress", TASK),
-        (on_finished, "Finished", TASK),
-        (on_slow_result, "slow_result", RANDOM_DATA),
+    for interface, member, handler in (
+        (TASK, "Progress", on_progress),
+        (TASK, "Finished", on_finished),
+        (RANDOM_DATA, "slow_result", on_slow_result),
     ):
         # bus_name is the sender check. Given the well-known name, dbus-python puts
         # sender='org.vigil.Vigil1' in the match rule (the bus then routes only vigil's
         # broadcasts here), follows the name's unique owner through NameOwnerChanged (a
         # restarted vigil is followed), and drops every signal whose sender is not that
         # owner: one-to-one forgeries, and everything while vigil is not running.
-        bus.add_signal_receiver(
-            handler, member, interface, bus_name=NAME, path_keyword="path"
-        )
+        bus.add_signal_receiver(handler, member, interface, bus_name=NAME, path_keyword="path")
     # Only to show which vigil is believed; the receivers above follow the owner themselves.
     bus.watch_name_owner(NAME, lambda owner: say("owner", owner or "-"))
 

@@ -20,6 +20,7 @@ from gi.repository import Gio, GLib
 NAME = "org.vigil.Vigil1"
 TASK = NAME + ".Task"
 RANDOM_DATA = NAME + ".RandomData"
+SIGNALS = ((TASK, "Progress"), (TASK, "Finished"), (RANDOM_DATA, "slow_result"))
 
 
 def say(*words):
@@ -39,30 +40,29 @@ def on_signal(_conn, _sender, path, _interface, member, params):
         say("slow_result", task, value)
 
 
-class VigilSignals:
-    """Subscriptions to the signals of whichever connection owns NAME now."""
+def watch_vigil(conn):
+    """Receive the signals of whichever connection owns NAME now, following it."""
+    subscriptions = []
 
-    def __init__(self, conn):
-        self.conn = conn
-        self.ids = []
-
-    def follow(self, owner):
-        for sub in self.ids:
-            self.conn.signal_unsubscribe(sub)
-        self.ids = []
-        if owner:
-            for member, interface in (
-                ("Progress", TASK),
-                ("Finished", TASK),
-                ("slow_result", RANDOM_DATA),
-            ):
-                # sender = the unique owner: this is the sender check.
-                self.ids.append(
-                    self.conn.signal_subscribe(
-                        owner, interface, member, None, None, Gio.DBusSignalFlags.NONE, on_signal
-                    )
+    def follow(owner):
+        while subscriptions:
+            conn.signal_unsubscribe(subscriptions.pop())
+        for interface, member in SIGNALS if owner else ():
+            # The unique owner as sender, never NAME: this is the sender check.
+            subscriptions.append(
+                conn.signal_subscribe(
+                    owner, interface, member, None, None, Gio.DBusSignalFlags.NONE, on_signal
                 )
+            )
         say("owner", owner or "-")
+
+    Gio.bus_watch_name_on_connection(
+        conn,
+        NAME,
+        Gio.BusNameWatcherFlags.NONE,
+        lambda _conn, _name, owner: follow(owner),
+        lambda _conn, _name: follow(""),
+    )
 
 
 def connect(args):
@@ -83,14 +83,7 @@ def main():
     where.add_argument("--address")
     args = parser.parse_args()
 
-    vigil = VigilSignals(connect(args))
-    Gio.bus_watch_name_on_connection(
-        vigil.conn,
-        NAME,
-        Gio.BusNameWatcherFlags.NONE,
-        lambda _conn, _name, owner: vigil.follow(owner),
-        lambda _conn, _name: vigil.follow(""),
-    )
+    watch_vigil(connect(args))
 
     loop = GLib.MainLoop()
     GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGTERM, loop.quit)

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { forge, FORGED_VALUE, uniqueNameOf } from '../cli/forge';
 import { CtlProcess, isolatedEnv, WatchedProcess } from '../cli/run';
@@ -13,7 +14,7 @@ import {
 } from '../helpers/client';
 import { startDaemon, tempStateDir, type DaemonProcess } from '../helpers/daemon';
 import { MULTIUSER_BUS_CONFIG } from '../helpers/fixture';
-import { SYSTEM_PYTHON } from '../interop/tools';
+import { INTEROP_SOURCE, SYSTEM_PYTHON } from '../interop/tools';
 import { SIGNAL } from '../../src/bus/wire/message';
 
 /**
@@ -209,4 +210,70 @@ test('with vigil gone every forgery is ignored; a restarted vigil (new unique na
   }
   expectNoForgery();
   for (const p of Object.values(examples)) expect(await p.kill('SIGTERM')).toBe(0);
+});
+
+test('the README shows the examples as they are', () => {
+  const readme = fs.readFileSync(path.resolve(__dirname, '../../../README.md'), 'utf8');
+  const sources = Object.values(EXAMPLE_SCRIPTS).map((f) =>
+    fs.readFileSync(path.join(EXAMPLES, f), 'utf8'),
+  );
+  const blocks = [...readme.matchAll(/```python\n([\s\S]*?)```/g)].map((m) => m[1]);
+  expect(blocks.length).toBe(2);
+  for (const block of blocks) expect(sources.some((src) => src.includes(block))).toBe(true);
+});
+
+/**
+ * The interop tests' own clients: the dbus-python tutorial client (a proxy's connect_to_signal)
+ * and GLib's GDBusObjectManagerClient with GDBusProxy (gio_watch.py). Each starts a slow task
+ * and waits for its signals; the task is held paused while both forgers imitate them.
+ */
+test('the interop clients (dbus-python tutorial, GDBus object manager) ignore forgeries', async () => {
+  const env = isolatedEnv({ DBUS_SESSION_BUS_ADDRESS: bus.address });
+  const clients = [
+    {
+      p: new WatchedProcess(
+        SYSTEM_PYTHON,
+        [path.join(INTEROP_SOURCE, 'tutorial_client.py'), '8', '12'],
+        env,
+      ),
+      id: /^slow\(12\) id = (\w+)$/m,
+    },
+    {
+      p: new WatchedProcess(SYSTEM_PYTHON, [
+        path.join(INTEROP_SOURCE, 'gio_watch.py'),
+        bus.address,
+        '20',
+        '20',
+      ]),
+      id: /^slow (\w+)$/m,
+    },
+  ];
+  const ids: string[] = [];
+  for (const { p, id } of clients) {
+    await p.until((x) => id.test(x.stdout), 'the task id');
+    const taskId = (id.exec(p.stdout) as RegExpExecArray)[1];
+    await client.call(`${ROOT}/Tasks/${taskId}`, `${IFACE}Task`, 'Pause');
+    ids.push(taskId);
+  }
+  for (const [i, { p }] of clients.entries()) {
+    const target = await uniqueNameOf(client, p.child.pid ?? -1);
+    await Promise.all([0, NOBODY].map((uid) => forge(bus.address, uid, [target], ids[i])));
+  }
+  const values = await Promise.all(
+    ids.map(async (taskId) => {
+      const taskPath = `${ROOT}/Tasks/${taskId}`;
+      await client.call(taskPath, `${IFACE}Task`, 'Resume');
+      const [result] = (await client.call(taskPath, `${IFACE}Task`, 'Wait')) as [unknown];
+      return String((plain(result) as { result: string }).result);
+    }),
+  );
+  const [tutorial, gio] = clients.map((c) => c.p);
+  expect(await tutorial.exited).toBe(0);
+  expect(tutorial.stdout).toContain(`slow_result(${ids[0]}, ${values[0]})`);
+  await gio.until((x) => x.stdout.includes(`finished completed ${values[1]}`), 'gio finished');
+  await gio.kill('SIGTERM');
+  for (const { p } of clients) {
+    expect(p.stdout).not.toContain(FORGED_VALUE);
+    expect(p.stdout).not.toMatch(/0\.999|\b999\b/);
+  }
 });
