@@ -7,17 +7,32 @@ import type { TestClient } from '../helpers/client';
 /**
  * `node forge.js ADDRESS TARGETS TASK_ID ROUNDS`: a hostile local client imitating vigil's
  * signals (slow_result, Finished, Progress, PropertiesChanged, InterfacesAdded, and one with an
- * fd index and no fd), each sent ROUNDS times straight to every one of TARGETS (unique names,
- * comma-separated) and as a broadcast. Prints "sent N" when every one has reached the bus.
+ * fd index and no fd) after a NameOwnerChanged that names the forger vigil's owner, each sent
+ * ROUNDS times straight to every one of TARGETS (unique names, comma-separated) and as a
+ * broadcast. Prints "sent N" when every one has reached the bus.
  */
 const ROOT = '/org/vigil/Vigil1';
 const IFACE = 'org.vigil.Vigil1.';
 export const FORGED_VALUE = '31337';
 
-function forgeries(taskId: string): OutgoingMessage[] {
+/**
+ * What the forger sends, in order. First a NameOwnerChanged claiming that the forger now owns
+ * org.vigil.Vigil1: a client that believed it (instead of checking that it comes from
+ * org.freedesktop.DBus, a sender only the bus daemon has) would then take all that follows as
+ * vigil's.
+ */
+function forgeries(taskId: string, self: string): OutgoingMessage[] {
   const task = `${ROOT}/Tasks/${taskId}`;
   const result = { result: new Variant('s', FORGED_VALUE) };
   return [
+    {
+      type: SIGNAL,
+      path: '/org/freedesktop/DBus',
+      interface: 'org.freedesktop.DBus',
+      member: 'NameOwnerChanged',
+      signature: 'sss',
+      body: ['org.vigil.Vigil1', '', self],
+    },
     {
       type: SIGNAL,
       path: `${ROOT}/RandomData`,
@@ -90,7 +105,7 @@ async function main(): Promise<void> {
   const conn = await BusConnection.open(address);
   let sent = 0;
   for (let i = 0; i < Number(rounds); i++) {
-    for (const m of forgeries(taskId)) {
+    for (const m of forgeries(taskId, conn.uniqueName)) {
       for (const target of targets) conn.send({ ...m, destination: target });
       conn.send(m);
       sent += targets.length + 1;
