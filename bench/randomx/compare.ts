@@ -13,7 +13,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { startPrivateBus } from '../../test/helpers/bus';
+import { connectionPid, startPrivateBus } from '../../test/helpers/bus';
 import { OUT, median, report, runBench } from './common';
 import { TestClient, plain, variant } from '../../test/helpers/client';
 import {
@@ -133,8 +133,7 @@ function cpuSeconds(pid: number, tid?: number): number {
 
 /** The dbus-daemon's own pid, as the bus reports it for its driver name. */
 async function busPid(client: TestClient): Promise<number> {
-  const [pid] = await client.busCall('GetConnectionUnixProcessID', 's', ['org.freedesktop.DBus']);
-  return pid as number;
+  return connectionPid(client.bus, 'org.freedesktop.DBus');
 }
 
 /**
