@@ -1,10 +1,10 @@
-import { spawnSync } from 'node:child_process';
 import { bind, type InterfaceSpec } from '../src/bus/interface';
 import { SHIPPED_INTERFACES } from '../src/daemon/interface-files';
 import { MULTIUSER_BUS_CONFIG } from './helpers/fixture';
 import { startPrivateBus, type PrivateBus } from './helpers/bus';
-import { IFACE, NAME, ROOT, TestClient } from './helpers/client';
+import { IFACE, ROOT, TestClient } from './helpers/client';
 import { startDaemon, type DaemonProcess } from './helpers/daemon';
+import { gdbusCallAs } from './helpers/gdbus';
 import { Lan } from './helpers/netns';
 
 // Access is a column of the interface tables, enforced by the object server before any handler
@@ -55,36 +55,6 @@ function minimal(type: string): string {
   const text = basic[type];
   if (text === undefined) throw new Error(`no minimal value for type ${type}`);
   return text;
-}
-
-function gdbusAs(
-  identity: string[],
-  address: string,
-  objectPath: string,
-  member: string,
-  args: string[],
-): { ok: boolean; error: string | undefined; stderr: string } {
-  const argv = [
-    ...(identity.length > 0 ? ['setpriv', ...identity] : []),
-    'gdbus',
-    'call',
-    '--address',
-    address,
-    '--dest',
-    NAME,
-    '--object-path',
-    objectPath,
-    '--method',
-    member,
-    ...args,
-  ];
-  const r = spawnSync(argv[0], argv.slice(1), {
-    encoding: 'utf8',
-    timeout: 30_000,
-    env: { ...process.env, HOME: '/nonexistent', DBUS_SESSION_BUS_ADDRESS: '' },
-  });
-  const error = /GDBus\.Error:([\w.]+)/.exec(r.stderr)?.[1];
-  return { ok: r.status === 0, error, stderr: r.stderr };
 }
 
 test('a table row without an access value (or an owner-only row without an owner) is refused', () => {
@@ -181,12 +151,12 @@ describe('the object server enforces every row of every table', () => {
     async (_name, row) => {
       const logged = daemon.output().split('access denied: uid 65534 ').length;
       const args = completeTypes(row.in.map(([, t]) => t).join('')).map(minimal);
-      const reply = gdbusAs(
-        NOBODY,
+      const reply = gdbusCallAs(
         bus.address,
+        NOBODY,
         paths.get(row.iface) ?? '',
         `${row.iface}.${row.member}`,
-        args,
+        ...args,
       );
       expect({ error: reply.error, stderr: reply.stderr }).toEqual({
         error: DENIED,
@@ -208,7 +178,13 @@ describe('the object server enforces every row of every table', () => {
       // Wait would block on the running task; the cancelled one answers at once.
       const objectPath =
         row.iface === `${IFACE}Task` ? cancelledTask : (paths.get(row.iface) ?? '');
-      const reply = gdbusAs(NOBODY, bus.address, objectPath, `${row.iface}.${row.member}`, args);
+      const reply = gdbusCallAs(
+        bus.address,
+        NOBODY,
+        objectPath,
+        `${row.iface}.${row.member}`,
+        ...args,
+      );
       expect(reply.error).not.toBe(DENIED);
       expect(reply.ok || reply.error !== undefined).toBe(true);
     },

@@ -3,8 +3,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { commands, findCommand } from '../src/cli/commands';
-import { LIVE_ARGUMENTS, shellWords } from '../src/cli/complete';
-import { activatingBusConfig, startPrivateBus, type PrivateBus } from './helpers/bus';
+import { commandOptions, LIVE_ARGUMENTS, LIVE_OPTIONS, shellWords } from '../src/cli/complete';
+import {
+  activatingBusConfig,
+  gdbusCallArgs,
+  startPrivateBus,
+  type PrivateBus,
+} from './helpers/bus';
 import { IFACE, ROOT, TestClient, variant } from './helpers/client';
 import { startDaemon, VIGILCTL, type DaemonProcess } from './helpers/daemon';
 import { Lan } from './helpers/netns';
@@ -119,19 +124,10 @@ describe('bash completion, without a daemon', () => {
       expect(offered(`vigilctl --bus ${bus.address} cancel `)).toEqual([]);
       expect(fs.existsSync(marker)).toBe(false);
       // The same bus does activate for an ordinary call: the check above could have failed.
-      spawnSync('gdbus', [
-        'call',
-        '--address',
-        bus.address,
-        '--dest',
-        'org.vigil.Vigil1',
-        '--object-path',
-        ROOT,
-        '--method',
-        'org.freedesktop.DBus.Peer.Ping',
-        '--timeout',
-        '1',
-      ]);
+      spawnSync(
+        'gdbus',
+        gdbusCallArgs(bus.address, ROOT, 'org.freedesktop.DBus.Peer.Ping', ['--timeout', '1']),
+      );
       expect(fs.existsSync(marker)).toBe(true);
     } finally {
       await bus.stop();
@@ -183,6 +179,18 @@ describe('bash and zsh completion with a daemon', () => {
     expect(offered(`vigilctl --bus ${bus.address} hosts add `)).toEqual([]);
   });
 
+  test('host names for the value of wakes --host; none for --limit', () => {
+    expect(offered(`vigilctl --bus ${bus.address} wakes --host `)).toEqual(['sleepy-pc']);
+    expect(offered(`vigilctl --bus ${bus.address} wakes --limit 5 --host sl`)).toEqual([
+      'sleepy-pc',
+    ]);
+    expect(offered(`vigilctl --bus ${bus.address} wakes --host x`)).toEqual([]);
+    expect(offered(`vigilctl --bus ${bus.address} wakes --limit `)).toEqual([]);
+    expect(offered(`vigilctl --bus ${bus.address} wakes --host sleepy-pc --`)).toEqual(
+      expect.arrayContaining(['--limit', '--host']),
+    );
+  });
+
   test('zsh: the function autoloads in zsh -f and hands vigilctl’s candidates to the completion system', () => {
     // compadd and _describe are zsh's completion builtins; here they print what they were given.
     const script = `
@@ -208,6 +216,7 @@ describe('bash and zsh completion with a daemon', () => {
     );
     expect(zsh('--bus', bus.address, 'wake', '')).toEqual(['plain:sleepy-pc']);
     expect(zsh('--bus', bus.address, 'cancel', '')).toEqual([`plain:${taskId}`]);
+    expect(zsh('--bus', bus.address, 'wakes', '--host', '')).toEqual(['plain:sleepy-pc']);
   });
 });
 
@@ -221,6 +230,20 @@ describe('the completion tables follow vigilctl', () => {
         name,
         kind === 'tasks' ? 'ID' : expect.stringMatching(/^NAME/),
       ]);
+    }
+  });
+
+  test('every option with live values is one its command takes with a value', () => {
+    for (const [name, options] of Object.entries(LIVE_OPTIONS)) {
+      const found = findCommand(name.split(' '));
+      expect(found?.command.name).toBe(name);
+      for (const option of Object.keys(options)) {
+        expect([name, option, commandOptions(found!.command).get(option)]).toEqual([
+          name,
+          option,
+          true,
+        ]);
+      }
     }
   });
 

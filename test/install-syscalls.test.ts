@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startPrivateBus, type PrivateBus } from './helpers/bus';
 import { startDaemon, type DaemonProcess } from './helpers/daemon';
+import { gdbusCall } from './helpers/gdbus';
 import { Lan } from './helpers/netns';
 
 // vigild.service filters system calls. No systemd runs here to apply the filter, so this test
@@ -52,25 +53,6 @@ function unitSyscallAllowList(unitText: string): Set<string> {
     }
   }
   return allowed;
-}
-
-function gdbus(address: string, objectPath: string, method: string, ...args: string[]): string {
-  return execFileSync(
-    'gdbus',
-    [
-      'call',
-      '--address',
-      address,
-      '--dest',
-      NAME,
-      '--object-path',
-      objectPath,
-      '--method',
-      method,
-      ...args,
-    ],
-    { encoding: 'utf8' },
-  ).trim();
 }
 
 describe("vigild's system calls under the unit's filter", () => {
@@ -131,10 +113,10 @@ describe("vigild's system calls under the unit's filter", () => {
 
   test('every call vigild makes is one the unit allows', async () => {
     // A bit of everything: random data, a task, RandomX on the worker pool, ARP capture, a wake.
-    expect(gdbus(bus.address, `${ROOT}/RandomData`, `${NAME}.RandomData.quick`, '64')).toMatch(
+    expect(gdbusCall(bus.address, `${ROOT}/RandomData`, `${NAME}.RandomData.quick`, '64')).toMatch(
       /^\('\d+',\)$/,
     );
-    const host = gdbus(
+    const host = gdbusCall(
       bus.address,
       `${ROOT}/WakeOnLan`,
       `${NAME}.WakeOnLan.AddHost`,
@@ -144,8 +126,8 @@ describe("vigild's system calls under the unit's filter", () => {
       "{'interface': <'eth0'>}",
     );
     expect(host).toContain(`${ROOT}/Hosts/sleeper`);
-    gdbus(bus.address, `${ROOT}/WakeOnLan`, `${NAME}.WakeOnLan.Wake`, 'sleeper');
-    const hash = gdbus(
+    gdbusCall(bus.address, `${ROOT}/WakeOnLan`, `${NAME}.WakeOnLan.Wake`, 'sleeper');
+    const hash = gdbusCall(
       bus.address,
       `${ROOT}/RandomX`,
       `${NAME}.RandomX.Hash`,
@@ -154,10 +136,10 @@ describe("vigild's system calls under the unit's filter", () => {
     );
     expect(hash).toMatch(/^\(\[byte 0x/);
     const task = /'([^']+)'/.exec(
-      gdbus(bus.address, `${ROOT}/RandomX`, `${NAME}.RandomX.Benchmark`, '8', '{}'),
+      gdbusCall(bus.address, `${ROOT}/RandomX`, `${NAME}.RandomX.Benchmark`, '8', '{}'),
     )?.[1];
-    expect(gdbus(bus.address, task!, `${NAME}.Task.Wait`)).toContain('hashrate');
-    gdbus(bus.address, `${ROOT}/Tasks`, `${NAME}.TaskManager.GetHistory`, '5');
+    expect(gdbusCall(bus.address, task!, `${NAME}.Task.Wait`)).toContain('hashrate');
+    gdbusCall(bus.address, `${ROOT}/Tasks`, `${NAME}.TaskManager.GetHistory`, '5');
     // Stop vigild itself (strace's only child) the way systemd does; strace ends with it.
     const stracePid = daemon.child.pid!;
     const vigildPid = Number(

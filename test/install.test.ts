@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   activatingBusConfig,
+  gdbusCallArgs,
   startPrivateBus,
   waitForBusName,
   type PrivateBus,
@@ -221,18 +222,15 @@ describe('system install into a DESTDIR', () => {
         describe: () => `installed vigild:\n${output}`,
       });
       const reply = expectOk(
-        run('gdbus', [
-          'call',
-          '--address',
-          bus.address,
-          '--dest',
-          'org.vigil.Vigil1',
-          '--object-path',
-          '/org/vigil/Vigil1/RandomData',
-          '--method',
-          'org.vigil.Vigil1.RandomData.quick',
-          '16',
-        ]),
+        run(
+          'gdbus',
+          gdbusCallArgs(
+            bus.address,
+            '/org/vigil/Vigil1/RandomData',
+            'org.vigil.Vigil1.RandomData.quick',
+            ['16'],
+          ),
+        ),
       );
       const value = Number(/^\('(\d+)',\)$/.exec(reply.stdout.trim())?.[1]);
       expect(value).toBeGreaterThanOrEqual(0);
@@ -439,35 +437,30 @@ describe('per-user install (--user)', () => {
     try {
       while (!fs.existsSync(path.join(dir, 'bus'))) await new Promise((r) => setTimeout(r, 10));
       const quick = expectOk(
-        run('gdbus', [
-          'call',
-          '--address',
-          address,
-          '--dest',
-          'org.vigil.Vigil1',
-          '--object-path',
-          '/org/vigil/Vigil1/RandomData',
-          '--method',
-          'org.vigil.Vigil1.RandomData.quick',
-          '8',
-        ]),
+        run(
+          'gdbus',
+          gdbusCallArgs(
+            address,
+            '/org/vigil/Vigil1/RandomData',
+            'org.vigil.Vigil1.RandomData.quick',
+            ['8'],
+          ),
+        ),
       );
       expect(quick.stdout.trim()).toMatch(/^\('\d+',\)$/);
       // The activated daemon is the user's: its state went to ~/.local/state/vigil.
       expect(fs.existsSync(path.join(home, '.local/state/vigil'))).toBe(true);
       const owner = expectOk(
-        run('gdbus', [
-          'call',
-          '--address',
-          address,
-          '--dest',
-          'org.freedesktop.DBus',
-          '--object-path',
-          '/org/freedesktop/DBus',
-          '--method',
-          'org.freedesktop.DBus.GetConnectionUnixProcessID',
-          'org.vigil.Vigil1',
-        ]),
+        run(
+          'gdbus',
+          gdbusCallArgs(
+            address,
+            '/org/freedesktop/DBus',
+            'org.freedesktop.DBus.GetConnectionUnixProcessID',
+            ['org.vigil.Vigil1'],
+            'org.freedesktop.DBus',
+          ),
+        ),
       );
       const pid = Number(/uint32 (\d+)/.exec(owner.stdout)?.[1]);
       expect(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8')).toContain(

@@ -3,22 +3,16 @@
  * sent): which hosts go, come and change, what is announced, and that a refused reload changes
  * nothing. test/reload.test.ts drives the same through the daemon on a private bus.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { openStateDatabase } from '../src/core/database';
 import { VigilError } from '../src/core/errors';
-import type { MagicSender } from '../src/wol/io';
-import { WolService, type HostProperty, type WolIo } from '../src/wol/service';
+import { WolService, type HostProperty } from '../src/wol/service';
 import type { Host, HostSpec } from '../src/wol/watcher';
+import { quietLog as quiet, stubIo } from './helpers/wol';
 
-const quiet = { info: () => {}, warning: () => {}, error: () => {}, debug: () => {} };
-
-const io: WolIo = {
-  canCapture: () => false,
-  openCapture: () => {
-    throw new Error('no capture in this test');
-  },
-  createSender: () =>
-    ({ start: async () => {}, send: async () => {}, close: () => {} }) as unknown as MagicSender,
-  createPinger: () => undefined,
-};
+const io = stubIo();
 
 function host(name: string, mac: string, ip: string, extra: Partial<HostSpec> = {}): HostSpec {
   return {
@@ -131,6 +125,62 @@ describe('WolService.prepareConfigHosts', () => {
     expect(service.host('bus-two').spec.source).toBe('config');
     expect(seen.removed.sort()).toEqual(['alpha', 'bus-two']);
     service.stop();
+  });
+
+  test('a D-Bus host not watched comes back from the state database once its name and address are free', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-reload-hosts-'));
+    const db = openStateDatabase(dir);
+    const logged: string[] = [];
+    const log = {
+      ...quiet,
+      info: (m: string) => logged.push(m),
+      error: (m: string) => logged.push(m),
+    };
+    try {
+      const service = new WolService({ log, io, db, configHosts: [A] });
+      await service.start();
+      service.addHost('bus-one', '02:00:00:00:00:b1', '10.9.0.31', { interface: 'lo' });
+      service.addHost('bus-two', '02:00:00:00:00:b2', '10.9.0.32', { interface: 'lo' });
+      service.prepareConfigHosts([A, host('bus-one', '02:00:00:00:00:c1', '10.9.0.41')])();
+      service.prepareConfigHosts([A, host('bus-two', '02:00:00:00:00:c2', '10.9.0.42')])();
+      // bus-one is free again and returns as it was added; bus-two is the file's now.
+      expect(service.host('bus-one').spec).toMatchObject({
+        source: 'bus',
+        mac: '02:00:00:00:00:b1',
+        ip: '10.9.0.31',
+      });
+      expect(service.host('bus-two').spec).toMatchObject({ source: 'config', ip: '10.9.0.42' });
+      expect(logged).toContain('Wake-on-LAN: watching bus-one again, added over D-Bus');
+      const seen: string[] = [];
+      service.on('hostAdded', (h) => seen.push(`+${h.spec.name}`));
+      service.on('hostRemoved', (h) => seen.push(`-${h.spec.name}`));
+      // The file drops bus-two and takes bus-two's old address for a host of its own: the file
+      // wins, and the D-Bus host stays away, said in the log, without refusing the reload.
+      const change = service.prepareConfigHosts([
+        A,
+        host('gamma', '02:00:00:00:00:0c', '10.9.0.32'),
+      ])();
+      expect(change).toEqual({ added: ['gamma'], removed: ['bus-two'], changed: [] });
+      expect(seen).toEqual(['-bus-two', '+gamma']);
+      expect(names(service)).toEqual(['alpha', 'bus-one', 'gamma']);
+      expect(logged).toContainEqual(
+        expect.stringMatching(
+          /cannot restore host "bus-two": 10\.9\.0\.32 on lo is already watched as "gamma"/,
+        ),
+      );
+      // gamma goes: bus-two's address is free, and bus-two returns at this reload.
+      expect(service.prepareConfigHosts([A])()).toEqual({
+        added: ['bus-two'],
+        removed: ['gamma'],
+        changed: [],
+      });
+      expect(service.host('bus-two').spec).toMatchObject({ source: 'bus', ip: '10.9.0.32' });
+      service.removeHost('bus-two'); // a D-Bus host again: removable over D-Bus
+      await service.stop();
+    } finally {
+      db.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('a clash with a host that stays refuses the whole reload before anything changes', async () => {

@@ -195,6 +195,11 @@ describe('reload', () => {
     const badHost = await reload();
     expect(badHost.code).toBe(1);
     expect(badHost.stderr).toMatch(/InvalidArgument: .*\[host:bad\]/);
+    // So is a [wol] value that waits for a restart anyway: nothing else may apply first.
+    writeConfig(['max_running = 3'], { alpha: ALPHA }, '[wol]\nwake_history = 0\n');
+    const badWol = await reload();
+    expect(badWol.code).toBe(1);
+    expect(badWol.stderr).toMatch(/InvalidArgument: \[wol\] wake_history must be/);
     expect(await hosts()).toEqual(before);
     expect(await client.get(TASKS, TASK_MANAGER, 'MaxRunning')).toBe(1);
     expect(await client.get(hostPath('alpha'), HOST_IFACE, 'Ip')).toBe('10.76.0.20');
@@ -222,5 +227,27 @@ describe('reload', () => {
     expect(await client.get(task, `${IFACE}Task`, 'State')).toBe('running');
     expect(daemon.child.exitCode).toBeNull();
     await client.call(task, `${IFACE}Task`, 'Cancel');
+  });
+
+  test('a D-Bus host whose name the file takes comes back at the reload that drops it', async () => {
+    const daemonLines = ['max_running = 2', 'slow_pace_ms = 1000'];
+    writeConfig(daemonLines, {
+      alpha: ALPHA,
+      added: ['ip = 10.76.0.60', 'mac = 02:00:00:00:76:e0'],
+    });
+    expect((await reload()).code).toBe(0);
+    await logged(/host "added" added over D-Bus is now also in the config file; the config wins/);
+    expect(await client.get(hostPath('added'), HOST_IFACE, 'Mac')).toBe('02:00:00:00:76:e0');
+    writeConfig(daemonLines, { alpha: ALPHA });
+    expect((await reload()).code).toBe(0);
+    await logged(/watching added again, added over D-Bus/);
+    expect(await hosts()).toEqual(['added', 'alpha'].map(hostPath));
+    expect(await client.getAll(hostPath('added'), HOST_IFACE)).toMatchObject({
+      Mac: '02:00:00:00:76:a0',
+      Ip: '10.76.0.50',
+    });
+    // A D-Bus host again: RemoveHost takes it (a file host's answer would be NotSupported).
+    await client.call(WOL, WOL_IFACE, 'RemoveHost', 's', ['added']);
+    expect(await hosts()).toEqual([hostPath('alpha')]);
   });
 });

@@ -1,9 +1,10 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startPrivateBus, type PrivateBus } from './helpers/bus';
 import { startDaemon, tempStateDir, type DaemonProcess } from './helpers/daemon';
+import { gdbusCallAs, runAs, type GdbusReply as Reply } from './helpers/gdbus';
 import { Lan } from './helpers/netns';
 
 // The system-bus access control, both layers, seen from clients nobody here wrote (gdbus,
@@ -31,47 +32,7 @@ const KEY = bytes('test key 000');
 const INPUT = bytes('This is a test');
 const BLOB = bytes(Buffer.alloc(76));
 
-interface Reply {
-  ok: boolean;
-  out: string;
-  error: string | undefined;
-  stderr: string;
-}
-
-/** Run a command as `identity` (setpriv arguments; none means root). */
-function runAs(identity: string[], command: string, args: string[]): Reply {
-  const argv =
-    identity.length > 0 ? ['setpriv', ...identity, command, ...args] : [command, ...args];
-  const result = spawnSync(argv[0], argv.slice(1), {
-    encoding: 'utf8',
-    timeout: 30_000,
-    // A HOME the unprivileged clients can neither read nor write: nothing is picked up from root's.
-    env: { ...process.env, HOME: '/nonexistent', DBUS_SESSION_BUS_ADDRESS: '' },
-  });
-  const error = /(?:GDBus\.Error:|^Error )([\w.]+)/m.exec(result.stderr)?.[1];
-  return { ok: result.status === 0, out: result.stdout.trim(), error, stderr: result.stderr };
-}
-
-function call(
-  address: string,
-  identity: string[],
-  objectPath: string,
-  method: string,
-  ...args: string[]
-): Reply {
-  return runAs(identity, 'gdbus', [
-    'call',
-    '--address',
-    address,
-    '--dest',
-    NAME,
-    '--object-path',
-    objectPath,
-    '--method',
-    method,
-    ...args,
-  ]);
-}
+const call = gdbusCallAs;
 
 function expectSuccess(reply: Reply): string {
   if (!reply.ok) throw new Error(`call failed: ${reply.stderr}`);

@@ -2,10 +2,9 @@ import { spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { captureOnSleeper } from '../bench/wol/common';
 import { Container, debianRoot } from './helpers/container';
 import { Lan } from './helpers/netns';
-import { magicPayload, readPcap } from './wol/pcap';
+import { capture, magicPayload, readPcap } from './helpers/pcap';
 
 // vigil installed as an administrator installs it, under the real systemd: a minimal Debian
 // root (mmdebstrap, cached under /var/tmp), scripts/install with DESTDIR into it, booted with
@@ -236,7 +235,7 @@ describe('vigild under systemd, installed by scripts/install', () => {
         .ok(busctl('get-property', NAME, `${ROOT}/WakeOnLan`, `${NAME}.WakeOnLan`, 'Available'))
         .trim(),
     ).toBe('b true');
-    tcpdump = await captureOnSleeper(lan, pcapFile());
+    tcpdump = await capture(lan, 'sleeper', pcapFile(), 'arp or udp port 9');
     container.ok(
       call(
         `${ROOT}/WakeOnLan`,

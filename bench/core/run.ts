@@ -1,11 +1,29 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { BusConnection, watchNameOwner } from '../../src/bus/connection';
+import type { BusConnection } from '../../src/bus/connection';
 import { startPrivateBus, type PrivateBus } from '../../test/helpers/bus';
+import {
+  CLK_TCK,
+  cpuTicks,
+  connect,
+  coreService,
+  environment,
+  launch,
+  loadAverage,
+  markdownTable,
+  NAME,
+  percentile,
+  pythonService,
+  RD,
+  RD_IFACE,
+  rssKiB,
+  type Service,
+  stateRoot,
+  stop,
+  vigildService,
+} from './common';
 
 /**
  * Daemon-core benchmarks (issue 2), vigil side by side with the dbus-python tutorial stack:
@@ -17,95 +35,7 @@ import { startPrivateBus, type PrivateBus } from '../../test/helpers/bus';
  * Each service runs on its own private dbus-daemon. Run through bench/core/run.
  */
 
-const NAME = 'org.vigil.Vigil1';
-const RD = '/org/vigil/Vigil1/RandomData';
-const RD_IFACE = 'org.vigil.Vigil1.RandomData';
-const VIGILD = path.resolve(__dirname, '../../src/daemon/vigild.js');
-const VIGILD_CORE = path.resolve(__dirname, 'vigild-core.js');
-const PY_SERVICE = path.resolve(__dirname, '../../../bench/core/python_service.py');
-const PYTHON = '/usr/bin/python3';
-
-interface Service {
-  label: string;
-  start(address: string): ChildProcess;
-}
-
-const stateRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-bench-'));
-
-const SERVICES: Service[] = [
-  {
-    label: 'vigild (as shipped)',
-    start: (address) =>
-      spawn(
-        process.execPath,
-        [VIGILD, '--bus', address, '--state-dir', path.join(stateRoot, 'vigild')],
-        {
-          stdio: ['ignore', 'ignore', 'inherit'],
-          env: { ...process.env, JOURNAL_STREAM: '' },
-        },
-      ),
-  },
-  {
-    label: 'vigil core only',
-    start: (address) =>
-      spawn(
-        process.execPath,
-        [VIGILD_CORE, '--bus', address, '--state-dir', path.join(stateRoot, 'core')],
-        {
-          stdio: ['ignore', 'ignore', 'inherit'],
-          env: { ...process.env, JOURNAL_STREAM: '' },
-        },
-      ),
-  },
-  {
-    label: 'dbus-python',
-    start: (address) =>
-      spawn(PYTHON, [PY_SERVICE], {
-        stdio: ['ignore', 'ignore', 'inherit'],
-        env: { ...process.env, DBUS_SESSION_BUS_ADDRESS: address },
-      }),
-  },
-];
-
-function connect(address: string): Promise<BusConnection> {
-  return BusConnection.open(address);
-}
-
-/** Resolves with the monotonic time (ns) at which NAME gets an owner on `watcher`'s bus. */
-async function nameOwned(watcher: BusConnection): Promise<() => Promise<bigint>> {
-  let resolveOwned: (t: bigint) => void = () => undefined;
-  const owned = new Promise<bigint>((resolve) => (resolveOwned = resolve));
-  await watchNameOwner(watcher, NAME, (owner) => {
-    if (owner !== '') resolveOwned(process.hrtime.bigint());
-  });
-  return () => owned;
-}
-
-/** Start `service`, wait for its name; returns the child and the exec-to-owned time in ms. */
-async function launch(
-  service: Service,
-  address: string,
-  watcher: BusConnection,
-): Promise<{ child: ChildProcess; ms: number }> {
-  const owned = await nameOwned(watcher);
-  const t0 = process.hrtime.bigint();
-  const child = service.start(address);
-  const exited = new Promise<never>((_, reject) =>
-    child.once('exit', (code) => reject(new Error(`${service.label} exited (${code})`))),
-  );
-  const timeout = sleep(30000).then(() => {
-    throw new Error(`${service.label} did not own ${NAME} in 30 s`);
-  });
-  const t1 = await Promise.race([owned(), exited, timeout]);
-  return { child, ms: Number(t1 - t0) / 1e6 };
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await exited;
-}
+const SERVICES: Service[] = [vigildService(), coreService, pythonService];
 
 function quickCall(bus: BusConnection): Promise<unknown> {
   return bus.call({
@@ -124,10 +54,6 @@ interface Throughput {
   /** Over every call of every round. */
   p50us: number;
   p99us: number;
-}
-
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
 /** Rounds of one kind of run, folded into one Throughput. */
@@ -179,15 +105,7 @@ interface ProcSample {
   contextSwitches: number;
 }
 
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
-
 function sample(pid: number): ProcSample {
-  // /proc/PID/stat: fields after the ")" of the command name; utime and stime are 14 and 15.
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const cpuTicks = Number(fields[11]) + Number(fields[12]);
-  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  const rssKiB = Number(status.match(/^VmRSS:\s+(\d+)/m)?.[1] ?? 0);
   let contextSwitches = 0;
   for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
     const s = fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
@@ -195,7 +113,7 @@ function sample(pid: number): ProcSample {
       contextSwitches += Number(m[1]);
     }
   }
-  return { cpuTicks, rssKiB, contextSwitches };
+  return { cpuTicks: cpuTicks(pid), rssKiB: rssKiB(pid), contextSwitches };
 }
 
 interface Idle {
@@ -343,18 +261,6 @@ async function measureAll(opts: Options): Promise<Result[]> {
   }
 }
 
-function environment(): string {
-  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
-  let python = '';
-  try {
-    python = execFileSync(PYTHON, ['--version']).toString().trim();
-  } catch {
-    python = 'python3 missing';
-  }
-  const dbusVersion = execFileSync('dbus-daemon', ['--version']).toString().split('\n')[0];
-  return `${cpu} x${os.availableParallelism()}, Linux ${os.release()}, node ${process.version}, ${python}, ${dbusVersion}`;
-}
-
 function table(results: Result[], opts: Options): string {
   const f0 = (n: number): string => n.toFixed(0);
   const f1 = (n: number): string => n.toFixed(1);
@@ -392,17 +298,7 @@ function table(results: Result[], opts: Options): string {
         `${f0(r.startup.medianMs)} (${f0(r.startup.minMs)}–${f0(r.startup.maxMs)}, n=${r.startup.runs})`,
     ],
   ];
-  const widths = [
-    Math.max(...rows.map(([l]) => l.length)),
-    ...results.map((r) => Math.max(r.label.length, ...rows.map(([, v]) => v(r).length))),
-  ];
-  const line = (cells: string[]): string =>
-    '| ' + cells.map((c, i) => c.padEnd(widths[i])).join(' | ') + ' |';
-  return [
-    line(['', ...results.map((r) => r.label)]),
-    '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|',
-    ...rows.map(([label, value]) => line([label, ...results.map(value)])),
-  ].join('\n');
+  return markdownTable(results, (r) => r.label, rows);
 }
 
 async function main(): Promise<void> {
@@ -428,17 +324,9 @@ async function main(): Promise<void> {
     startups: Number(values.startups),
   };
   const env = environment();
-  console.error(
-    `bench/core: ${env}; load average ${os
-      .loadavg()
-      .map((l) => l.toFixed(2))
-      .join(' ')}`,
-  );
+  console.error(`bench/core: ${env}; load average ${loadAverage()}`);
   const results = await measureAll(opts);
-  const load = os
-    .loadavg()
-    .map((l) => l.toFixed(2))
-    .join(' ');
+  const load = loadAverage();
   if (values.json) {
     console.log(
       JSON.stringify({ environment: env, loadAverage: load, options: opts, results }, null, 2),

@@ -12,7 +12,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { startPrivateBus } from '../../test/helpers/bus';
+import { connectionPid, startPrivateBus } from '../../test/helpers/bus';
 import {
   buildReference,
   cpuSeconds,
@@ -108,8 +108,7 @@ async function runVigil(
 
 /** The dbus-daemon's own pid, as the bus reports it for its driver name. */
 async function busPid(client: TestClient): Promise<number> {
-  const [pid] = await client.busCall('GetConnectionUnixProcessID', 's', ['org.freedesktop.DBus']);
-  return pid as number;
+  return connectionPid(client.bus, 'org.freedesktop.DBus');
 }
 
 /**

@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Lan } from '../../test/helpers/netns';
-import { capture } from '../../test/wol/pcap';
+import { capture } from '../../test/helpers/pcap';
+import { configText } from '../../test/helpers/wol';
 
 export const MAC = {
   watcher: '02:00:00:00:01:01',
@@ -23,17 +24,8 @@ export function benchLan(tag: string): Lan {
 
 export function writeConfig(dir: string, cooldown: number, timeout: number): string {
   const file = path.join(dir, 'vigil.conf');
-  fs.writeFileSync(
-    file,
-    [
-      '[host:sleepy]',
-      `ip = ${SLEEPER_IP}`,
-      `mac = ${MAC.sleeper}`,
-      'interface = eth0',
-      `timeout = ${timeout}`,
-      `cooldown = ${cooldown}`,
-    ].join('\n'),
-  );
+  const sleepy = { ip: SLEEPER_IP, mac: MAC.sleeper, interface: 'eth0', timeout, cooldown };
+  fs.writeFileSync(file, configText({ 'host:sleepy': sleepy }));
   return file;
 }
 

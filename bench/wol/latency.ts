@@ -11,8 +11,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { startPrivateBus } from '../../test/helpers/bus';
 import type { Lan } from '../../test/helpers/netns';
-import { magicPayload, readPcap } from '../../test/wol/pcap';
-import { INJECT, startVigil, until } from '../../test/wol/vigil-process';
+import { magicPayload, readPcap } from '../../test/helpers/pcap';
+import { until } from '../../test/helpers/wait';
+import { INJECT, startVigil } from '../../test/helpers/wol';
 import { parseIpv4, parseMac } from '../../src/wol/addresses';
 import {
   benchLan,

@@ -13,7 +13,8 @@ import path from 'node:path';
 import { startPrivateBus } from '../../test/helpers/bus';
 import { TestClient } from '../../test/helpers/client';
 import { Lan } from '../../test/helpers/netns';
-import { INJECT, startVigil, until } from '../../test/wol/vigil-process';
+import { until } from '../../test/helpers/wait';
+import { configText, INJECT, startVigil } from '../../test/helpers/wol';
 import { benchLan, machine, percentile, writeConfig } from './common';
 
 const WOL_PATH = '/org/vigil/Vigil1/WakeOnLan';
@@ -87,23 +88,22 @@ function proxyLan(tag: string, dir: string): { lan: Lan; config: string } {
     cidr6: ['fd00::1/64'],
   });
   lan.addNode({ name: 'requester', mac: '02:00:00:00:08:02', cidr: '10.9.0.2/24' });
-  const hosts: string[] = [];
+  const hosts: Record<string, Record<string, string | number>> = {};
   for (const n of [3, 4]) {
     lan.addNode({ name: `sleeper${n}`, mac: `02:00:00:00:08:0${n}` });
     lan.exec(`sleeper${n}`, 'ip', ['link', 'set', 'eth0', 'arp', 'off']);
-    hosts.push(
-      `[host:sleepy${n}]`,
-      `ip = 10.9.0.${n}`,
-      `ip6 = fd00::${n}`,
-      `mac = 02:00:00:00:08:0${n}`,
-      'interface = eth0',
-      'proxy = yes',
-      'wake_ports = 22',
-      'timeout = 2',
-    );
+    hosts[`host:sleepy${n}`] = {
+      ip: `10.9.0.${n}`,
+      ip6: `fd00::${n}`,
+      mac: `02:00:00:00:08:0${n}`,
+      interface: 'eth0',
+      proxy: 'yes',
+      wake_ports: 22,
+      timeout: 2,
+    };
   }
   const config = path.join(dir, 'proxy.conf');
-  fs.writeFileSync(config, hosts.join('\n'));
+  fs.writeFileSync(config, configText(hosts));
   return { lan, config };
 }
 

@@ -21,8 +21,23 @@ import path from 'node:path';
 import { startPrivateBus, type PrivateBus } from '../../test/helpers/bus';
 import { TestClient } from '../../test/helpers/client';
 import { Lan } from '../../test/helpers/netns';
-import { capture, magicPayload, readPcap, type PcapRecord } from '../../test/wol/pcap';
-import { INJECT, startVigil, until, type VigilProcess } from '../../test/wol/vigil-process';
+import type { DaemonProcess } from '../../test/helpers/daemon';
+import {
+  capture,
+  isTcpSyn,
+  magicPayload,
+  readPcap,
+  type PcapRecord,
+} from '../../test/helpers/pcap';
+import { until } from '../../test/helpers/wait';
+import {
+  addDualStackNode,
+  configText,
+  fallAsleep,
+  injectFrames,
+  startVigil,
+  unicastFrame,
+} from '../../test/helpers/wol';
 import { machine, percentile, stopProcess } from './common';
 
 const MAC = {
@@ -41,19 +56,19 @@ function config(dir: string, proxy: boolean): string {
   const file = path.join(dir, `vigil-${proxy ? 'proxy' : 'plain'}.conf`);
   fs.writeFileSync(
     file,
-    [
-      '[wol]',
-      'interfaces = eth0',
-      '[host:sleepy]',
-      `ip = ${IP.sleeper}`,
-      `ip6 = ${ULA.sleeper}`,
-      `mac = ${MAC.sleeper}`,
-      'interface = eth0',
-      `proxy = ${proxy ? 'yes' : 'no'}`,
-      'wake_ports = 22',
-      'timeout = 1',
-      'cooldown = 0', // every SYN is a trial: each must wake
-    ].join('\n'),
+    configText({
+      wol: { interfaces: 'eth0' },
+      'host:sleepy': {
+        ip: IP.sleeper,
+        ip6: ULA.sleeper,
+        mac: MAC.sleeper,
+        interface: 'eth0',
+        proxy: proxy ? 'yes' : 'no',
+        wake_ports: 22,
+        timeout: 1,
+        cooldown: 0, // every SYN is a trial: each must wake
+      },
+    }),
   );
   return file;
 }
@@ -62,21 +77,9 @@ function lanFor(tag: string): Lan {
   const lan = new Lan(tag);
   for (const name of ['watcher', 'requester', 'sleeper'] as const) {
     const key = name === 'watcher' ? 'vigil' : name;
-    lan.addNode({
-      name,
-      mac: MAC[key],
-      cidr: `${IP[key]}/24`,
-      ipv6: true,
-      cidr6: [`${ULA[key]}/64`],
-    });
+    addDualStackNode(lan, { name, mac: MAC[key], ip: IP[key], ula: ULA[key] });
   }
   return lan;
-}
-
-function fallAsleep(lan: Lan): void {
-  lan.exec('sleeper', 'ip', ['addr', 'flush', 'dev', 'eth0']);
-  lan.exec('sleeper', 'ip', ['link', 'set', 'eth0', 'arp', 'off']);
-  lan.setSysctl('sleeper', 'net.ipv6.conf.eth0.disable_ipv6=1');
 }
 
 /** Connection attempts from the requester, one after the other; prints each source port. */
@@ -113,19 +116,10 @@ async function runTrials(lan: Lan, target: string, count: number, reseed?: strin
 /** SYNs from the requester to port 22 of `family` since `since` (µs). */
 function syns(records: PcapRecord[], family: 4 | 6, since: number): PcapRecord[] {
   const requester = Buffer.from(MAC.requester.replace(/:/g, ''), 'hex');
-  return records.filter((r) => {
-    if (r.timeUs < since || !r.data.subarray(6, 12).equals(requester)) return false;
-    const type = r.data.readUInt16BE(12);
-    if (type !== (family === 4 ? 0x0800 : 0x86dd)) return false;
-    const proto = family === 4 ? r.data[23] : r.data[20];
-    const tcp = family === 4 ? 14 + (r.data[14] & 0x0f) * 4 : 54;
-    return (
-      proto === 6 &&
-      r.data.length >= tcp + 14 &&
-      r.data.readUInt16BE(tcp + 2) === 22 &&
-      (r.data[tcp + 13] & 0x12) === 0x02
-    );
-  });
+  return records.filter(
+    (r) =>
+      r.timeUs >= since && r.data.subarray(6, 12).equals(requester) && isTcpSyn(r.data, 22, family),
+  );
 }
 
 /** A broadcast ARP request or a multicast NS from the requester for the host's address. */
@@ -186,7 +180,7 @@ async function startDaemon(
   bus: PrivateBus,
   dir: string,
   proxy: boolean,
-): Promise<VigilProcess> {
+): Promise<DaemonProcess> {
   return startVigil(
     lan,
     'watcher',
@@ -226,7 +220,7 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 2000)); // let the nodes' own IPv6 chatter settle
     cacheHost(lan);
     await new Promise((r) => setTimeout(r, 300));
-    fallAsleep(lan);
+    fallAsleep(lan, 'sleeper');
     let vigil = await startDaemon(lan, bus, dir, false);
     await until(() => vigil.output().includes('sleepy (10.9.0.3) is offline'), 10000);
     for (const [family, target] of [
@@ -296,7 +290,7 @@ async function main(): Promise<void> {
     await until(async () => (await client.get(HOST_PATH, HOST, 'State')) === 'online', 10000);
     cacheHost(lan);
     await new Promise((r) => setTimeout(r, 300));
-    fallAsleep(lan);
+    fallAsleep(lan, 'sleeper');
     const proxying = async () => (await client.get(HOST_PATH, HOST, 'Proxying')) === true;
     await until(proxying, 15000, () => vigil.output().slice(-2000));
     for (const [family, target] of [
@@ -333,10 +327,8 @@ async function main(): Promise<void> {
           events.push({ at: new Date(m[1]).getTime() * 1000 + Number(m[2]), ip: m[3], mac: m[4] });
       }
     });
-    const frame = Buffer.alloc(60);
-    Buffer.from(MAC.vigil.replace(/:/g, ''), 'hex').copy(frame, 0);
-    Buffer.from(MAC.sleeper.replace(/:/g, ''), 'hex').copy(frame, 6);
-    frame.writeUInt16BE(0x88b5, 12);
+    const macBytes = (m: string): Buffer => Buffer.from(m.replace(/:/g, ''), 'hex');
+    const frame = unicastFrame(macBytes(MAC.vigil), macBytes(MAC.sleeper));
     for (let i = 0; i < handbacks; i++) {
       await until(proxying, 15000);
       await until(
@@ -348,7 +340,7 @@ async function main(): Promise<void> {
       cacheHost(lan); // the requester sends it traffic: vigil takes it and will tell it directly
       await new Promise((r) => setTimeout(r, 100));
       const mark = Date.now() * 1000;
-      lan.exec('sleeper', process.execPath, [INJECT, 'eth0', 'frames', frame.toString('hex')]);
+      injectFrames(lan, 'sleeper', [frame]);
       await until(
         () =>
           events.some((e) => e.at >= mark && e.ip === IP.sleeper && e.mac === MAC.sleeper) &&

@@ -115,9 +115,16 @@ export function bind<T>(spec: InterfaceSpec<T>, target: T): Binding {
   return { spec: spec as InterfaceSpec<unknown>, target };
 }
 
+/** The signature of an argument list (remembered: the server asks for it on every call). */
 export function signature(args: readonly Arg[]): string {
-  return args.map(([, type]) => type).join('');
+  let sig = signatures.get(args);
+  if (sig === undefined) {
+    sig = args.map(([, type]) => type).join('');
+    signatures.set(args, sig);
+  }
+  return sig;
 }
+const signatures = new WeakMap<readonly Arg[], string>();
 
 /** The body limit of a method whose signature has strings, arrays or variants, unless it says. */
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;

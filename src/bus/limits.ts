@@ -18,9 +18,14 @@ export const DEFAULT_LIMITS: ServerLimits = {
   maxMessageBytes: 32 * 1024 * 1024,
 };
 
-/** Counts by key, forgetting keys whose count drops to zero. */
+/**
+ * Counts by key. A key whose count drops to zero stays (a connection that calls again soon
+ * costs no map churn) until `forget` drops it, when the peer leaves the bus.
+ */
 class Counter<K> {
   private readonly counts = new Map<K, number>();
+  /** Forgotten while counted: dropped when their count reaches zero. */
+  private readonly leaving = new Set<K>();
 
   get(key: K): number {
     return this.counts.get(key) ?? 0;
@@ -32,12 +37,25 @@ class Counter<K> {
 
   remove(key: K): void {
     const n = this.get(key) - 1;
-    if (n > 0) this.counts.set(key, n);
-    else this.counts.delete(key);
+    if (n > 0) {
+      this.counts.set(key, n);
+    } else if (this.leaving.delete(key)) {
+      this.counts.delete(key);
+    } else {
+      this.counts.set(key, 0);
+    }
   }
 
-  get size(): number {
-    return this.counts.size;
+  forget(key: K): void {
+    if (this.get(key) === 0) this.counts.delete(key);
+    else this.leaving.add(key);
+  }
+
+  /** Keys with a count above zero. */
+  get busy(): number {
+    let n = 0;
+    for (const c of this.counts.values()) if (c > 0) n++;
+    return n;
   }
 }
 
@@ -67,6 +85,11 @@ export class CallLimits {
     this.inFlight.remove(sender);
   }
 
+  /** The peer left the bus: nothing of it is kept (its last calls may still be answered). */
+  forget(sender: string): void {
+    this.inFlight.forget(sender);
+  }
+
   /**
    * Take a heavy-call slot for the caller's UID (LimitExceeded when they are all taken);
    * resolves with a function that gives it back.
@@ -87,11 +110,12 @@ export class CallLimits {
       if (given) return;
       given = true;
       this.heavy.remove(uid);
+      this.heavy.forget(uid);
     };
   }
 
   /** Connections with calls in flight (for tests and diagnostics). */
   get busyConnections(): number {
-    return this.inFlight.size;
+    return this.inFlight.busy;
   }
 }

@@ -147,6 +147,12 @@ export class ObjectServer {
     this.emit(path, PROPERTIES, 'PropertiesChanged', 'sa{sv}as', [ifaceName, changed, []]);
   }
 
+  /** A peer left the bus (NameOwnerChanged): forget its credentials and counters. */
+  peerGone(uniqueName: string): void {
+    this.callers.forget(uniqueName);
+    this.limits.forget(uniqueName);
+  }
+
   /** Stop taking calls (shutdown): new calls get an error, calls already running may finish. */
   async drain(timeoutMs: number): Promise<void> {
     this.accepting = false;
@@ -208,12 +214,49 @@ export class ObjectServer {
   }
 
   private handle(call: IncomingCall<Route>): void {
-    const sender = call.header.sender ?? '';
-    const work = this.serve(call).finally(() => {
+    const h = call.header;
+    const route = call.token;
+    const sender = h.sender ?? '';
+    // Most calls (quick, Get, GetAll, Ping...) need no credentials, have a small body and a
+    // handler that answers at once: served here without a promise in between.
+    if (!route.authorize && !route.heavy) {
+      let reply: Reply | Promise<Reply> | undefined;
+      try {
+        const body = call.bodyNow() as WireValue[] | undefined;
+        if (body !== undefined) {
+          reply = route.run(body, { caller: this.callers.forSender(sender), path: h.path ?? '' });
+        }
+      } catch (e) {
+        this.fail(h, e);
+        this.limits.callDone(sender);
+        return;
+      }
+      if (reply !== undefined && !(reply instanceof Promise)) {
+        this.reply(h, route, reply[0], reply[1]);
+        this.limits.callDone(sender);
+        return;
+      }
+      if (reply !== undefined) {
+        this.track(
+          sender,
+          reply.then(
+            ([sig, values]) => this.reply(h, route, sig, values),
+            (e: unknown) => this.fail(h, e),
+          ),
+        );
+        return;
+      }
+    }
+    this.track(sender, this.serve(call));
+  }
+
+  /** Keep a call being answered until it is (drain waits for these). */
+  private track(sender: string, work: Promise<void>): void {
+    const done = work.finally(() => {
       this.limits.callDone(sender);
-      this.running.delete(work);
+      this.running.delete(done);
     });
-    this.running.add(work);
+    this.running.add(done);
   }
 
   private async serve(call: IncomingCall<Route>): Promise<void> {
@@ -432,16 +475,19 @@ function methodRoute(binding: Binding, method: MethodSpec<unknown>, sig: string)
   }
   const outSig = signature(method.out);
   const single = method.out.length === 1;
+  const toReply = (result: WireValue | void): Reply => {
+    if (method.out.length === 0) return NO_REPLY;
+    return [outSig, single ? [result] : (result as unknown[])];
+  };
   return {
     name,
     maxBody: maxBodyBytes(expected, method.maxBodyBytes),
     heavy: method.heavy === true,
     authorize:
       method.access === 'anyone' ? undefined : (caller) => authorize(binding, method, caller),
-    run: async (body, ctx) => {
-      const result = await method.handler(binding.target, body, ctx);
-      if (method.out.length === 0) return NO_REPLY;
-      return [outSig, single ? [result] : (result as unknown[])];
+    run: (body, ctx) => {
+      const result = method.handler(binding.target, body, ctx);
+      return result instanceof Promise ? result.then(toReply) : toReply(result);
     },
   };
 }

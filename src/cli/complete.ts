@@ -3,9 +3,9 @@
  * `vigilctl __complete --line LINE` (bash, the line up to the cursor) prints the candidates
  * for the last word, one per line (`--describe`: `word<TAB>summary`). Commands and options
  * come from the command registry and its usage lines, so completion cannot drift from what
- * vigilctl accepts; task ids and host names come from the daemon with a short timeout, and
- * nothing at all is printed when it is not there. It never starts the daemon: the lookups
- * are sent with NO_AUTO_START, so bus activation stays for real calls.
+ * vigilctl accepts; task ids and host names (also for `wakes --host`) come from the daemon
+ * with a short timeout, and nothing at all is printed when it is not there. It never starts
+ * the daemon: the lookups are sent with NO_AUTO_START, so bus activation stays for real calls.
  */
 import { connectBus, type BusTarget } from '../bus/connection';
 import { NO_AUTO_START } from '../bus/wire/message';
@@ -39,6 +39,11 @@ export const LIVE_ARGUMENTS: Readonly<Record<string, LiveKind>> = {
   resume: 'tasks',
   wake: 'hosts',
   'hosts remove': 'hosts',
+};
+
+/** Live values for options that take one, by command and option. */
+export const LIVE_OPTIONS: Readonly<Record<string, Readonly<Record<string, LiveKind>>>> = {
+  wakes: { '--host': 'hosts' },
 };
 
 /** Where live values come from; the daemon's, or a test's. */
@@ -126,11 +131,17 @@ export async function completions(
     const sub = secondWords(command.name);
     if (sub.length > 0) return sub.filter(startsWith(current));
   }
+  const liveWords = async (kind: LiveKind): Promise<Candidate[]> =>
+    (await live(kind, bus)).map((word) => ({ word })).filter(startsWith(current));
+  // The value of an option: live for some (`wakes --host`), the user's to type for the rest.
   const last = args[args.length - 1];
-  if (last !== undefined && commandOptions(command).get(last) === true) return [];
+  if (last !== undefined && commandOptions(command).get(last) === true) {
+    const kind = LIVE_OPTIONS[command.name]?.[last];
+    return kind ? liveWords(kind) : [];
+  }
   const kind = LIVE_ARGUMENTS[command.name];
   if (!kind || positionalCount(command, args) !== 0) return [];
-  return (await live(kind, bus)).map((word) => ({ word })).filter(startsWith(current));
+  return liveWords(kind);
 }
 
 /** Split a shell line the way the shell would for plain words, quotes and backslashes. */

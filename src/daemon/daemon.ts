@@ -104,7 +104,7 @@ export class Daemon {
     this.server = server;
     const peerGone = new Set<(name: string) => void>();
     await onPeerGone(this.bus, (name) => {
-      server.callers.forget(name);
+      server.peerGone(name);
       for (const listener of peerGone) listener(name);
     });
 

@@ -23,18 +23,19 @@ export function parseMac(text: string): Buffer | undefined {
   return undefined;
 }
 
+/** Two lower-case hex digits per byte value: every captured frame's MACs are written out. */
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+
 export function formatMac(bytes: Buffer, offset = 0): string {
-  let out = '';
-  for (let i = 0; i < 6; i++) {
-    const b = bytes[offset + i];
-    out += (i ? ':' : '') + (b < 16 ? '0' : '') + b.toString(16);
-  }
-  return out;
+  const b = (i: number): string => HEX[bytes[offset + i]];
+  return `${b(0)}:${b(1)}:${b(2)}:${b(3)}:${b(4)}:${b(5)}`;
 }
 
 /** A MAC a machine can own: not all-zero, not multicast/broadcast (low bit of the first byte). */
-export function isUnicastMac(bytes: Buffer): boolean {
-  return (bytes[0] & 1) === 0 && bytes.some((b) => b !== 0);
+export function isUnicastMac(bytes: Buffer, offset = 0): boolean {
+  if ((bytes[offset] & 1) !== 0) return false;
+  for (let i = offset; i < offset + 6; i++) if (bytes[i] !== 0) return true;
+  return false;
 }
 
 /** Normalized (lower-case, colon-separated) unicast MAC, or InvalidArgument. */
@@ -144,8 +145,10 @@ export function ip6Key(bytes: Buffer, offset = 0): string {
 export const isLinkLocal6 = (bytes: Buffer, offset = 0): boolean =>
   bytes[offset] === 0xfe && (bytes[offset + 1] & 0xc0) === 0x80;
 export const isMulticast6 = (bytes: Buffer, offset = 0): boolean => bytes[offset] === 0xff;
-export const isUnspecified6 = (bytes: Buffer, offset = 0): boolean =>
-  bytes.subarray(offset, offset + 16).every((b) => b === 0);
+export function isUnspecified6(bytes: Buffer, offset = 0): boolean {
+  for (let i = offset; i < offset + 16; i++) if (bytes[i] !== 0) return false;
+  return true;
+}
 
 /** An address a machine's interface can hold: not `::`, loopback, multicast or IPv4-mapped. */
 export function isUnicast6(bytes: Buffer, offset = 0): boolean {
@@ -215,6 +218,16 @@ export function parseAddressRange(text: string): AddressRange {
     network,
     mask,
   };
+}
+
+/** Whether two IPv6 addresses share their first `prefix` bits (are on one prefix). */
+export function samePrefix(a: Buffer, b: Buffer, prefix: number): boolean {
+  for (let bit = 0; bit < prefix; bit += 8) {
+    const i = bit >> 3;
+    const mask = (0xff << (8 - Math.min(8, prefix - bit))) & 0xff;
+    if ((a[i] & mask) !== (b[i] & mask)) return false;
+  }
+  return true;
 }
 
 function maskIpv6(bytes: Buffer, prefix: number): Buffer {

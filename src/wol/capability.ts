@@ -3,13 +3,9 @@ import { invalidArgument } from '../core/errors';
 import { log } from '../core/log';
 import { settingChanges, type CapabilityModule } from '../daemon/capability';
 import { interfaceForIp } from './addresses';
-import { hostsFromConfig, type ResolveEnvironment } from './config';
+import { hostsFromConfig, parseYesNo, type ResolveEnvironment } from './config';
 import { exportWakeOnLan, hostInterface, wakeOnLanInterface } from './dbus';
 import { DEFAULT_WAKE_HISTORY_LIMIT, MAX_WAKE_HISTORY_LIMIT } from './history';
-
-function yes(value: string | undefined): boolean {
-  return value !== undefined && /^(1|yes|true|on)$/i.test(value.trim());
-}
 
 /**
  * `[wol]` settings: `interfaces` (spaces or commas), `ethernet_frame` (yes/no) and
@@ -30,9 +26,10 @@ export function wolSettings(config: readonly IniSection[]): {
       `[wol] wake_history must be a number of rows in 1..${MAX_WAKE_HISTORY_LIMIT}`,
     );
   }
+  const ethernetFrame = section?.values.get('ethernet_frame');
   return {
     interfaces: (section?.values.get('interfaces') ?? '').split(/[\s,]+/).filter((s) => s !== ''),
-    ethernetFrame: yes(section?.values.get('ethernet_frame')),
+    ethernetFrame: ethernetFrame !== undefined && parseYesNo(ethernetFrame, '[wol] ethernet_frame'),
     wakeHistory: history === undefined ? DEFAULT_WAKE_HISTORY_LIMIT : Number(history),
   };
 }
@@ -74,7 +71,9 @@ export const wakeOnLanCapability: CapabilityModule = {
       // Hosts apply live (a changed proxy setting hands back, the next tick takes over again);
       // the watched interfaces, the frame setting and the history size wait for a restart.
       reload: (next) => {
+        // Everything is checked here: the step returned must not fail once the daemon applies it.
         const fresh = hostsFromConfig(next.config, next.configFile ?? 'config', env);
+        const nextSettings = wolSettings(next.config);
         const apply = service.prepareConfigHosts(fresh.hosts);
         return () => {
           for (const w of fresh.warnings) log.warning(w);
@@ -91,11 +90,7 @@ export const wakeOnLanCapability: CapabilityModule = {
           });
           return {
             applied: hosts.length ? [`[host:*] ${hosts.join(' ')}`] : [],
-            needsRestart: settingChanges(
-              'wol',
-              wolKeys(settings),
-              wolKeys(wolSettings(next.config)),
-            ),
+            needsRestart: settingChanges('wol', wolKeys(settings), wolKeys(nextSettings)),
           };
         };
       },

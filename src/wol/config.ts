@@ -54,6 +54,32 @@ export interface HostOptions {
   readonly ignoreFrom?: ListOption;
 }
 
+/**
+ * Where host options are read from, by kind: a config section's text, or AddHost's `a{sv}`.
+ * Each returns undefined for an option not given and throws InvalidArgument, naming the
+ * option, for a value that is not of its kind.
+ */
+export interface HostOptionReader {
+  string(key: string): string | undefined;
+  list(key: string): ListOption | undefined;
+  seconds(key: string): number | undefined;
+  boolean(key: string): boolean | undefined;
+}
+
+/** Every host option, read by its name (HOST_OPTION_KEYS) and kind. */
+export function readHostOptions(read: HostOptionReader): HostOptions {
+  return {
+    interface: read.string('interface'),
+    onlyFrom: read.list('only_from'),
+    timeout: read.seconds('timeout'),
+    cooldown: read.seconds('cooldown'),
+    ip6: read.list('ip6'),
+    proxy: read.boolean('proxy'),
+    wakePorts: read.list('wake_ports'),
+    ignoreFrom: read.list('ignore_from'),
+  };
+}
+
 /** The entries of a list option, checked one by one; errors name the option. */
 function listOption<T>(
   option: string,
@@ -171,19 +197,32 @@ export function lookupEthers(name: string, ethersPath = '/etc/ethers'): string |
   return undefined;
 }
 
-function yesNo(section: IniSection, key: string): boolean | undefined {
-  const text = section.values.get(key)?.trim().toLowerCase();
-  if (text === undefined) return undefined;
-  if (['1', 'yes', 'true', 'on'].includes(text)) return true;
-  if (['0', 'no', 'false', 'off'].includes(text)) return false;
-  throw invalidArgument(`${key} must be yes or no`);
+/** A config file's host options: text, `yes`/`no`, whole seconds (wakeupd's `onlyfrom` too). */
+function sectionReader(section: IniSection): HostOptionReader {
+  const text = (key: string): string | undefined => section.values.get(key);
+  return {
+    string: text,
+    list: (key) => (key === 'only_from' ? (text('onlyfrom') ?? text(key)) : text(key)),
+    seconds: (key) => {
+      const value = text(key)?.trim();
+      if (value !== undefined && !/^\d{1,9}$/.test(value)) {
+        throw invalidArgument(`${key} must be whole seconds`);
+      }
+      return value === undefined ? undefined : Number(value);
+    },
+    boolean: (key) => {
+      const value = text(key);
+      return value === undefined ? undefined : parseYesNo(value, key);
+    },
+  };
 }
 
-function seconds(section: IniSection, key: string): number | undefined {
-  const text = section.values.get(key);
-  if (text === undefined) return undefined;
-  if (!/^\d{1,9}$/.test(text.trim())) throw invalidArgument(`${key} must be whole seconds`);
-  return Number(text.trim());
+/** `yes`/`no` as the config file spells it (also 1/0, true/false, on/off). */
+export function parseYesNo(text: string, key: string): boolean {
+  const value = text.trim().toLowerCase();
+  if (['1', 'yes', 'true', 'on'].includes(value)) return true;
+  if (['0', 'no', 'false', 'off'].includes(value)) return false;
+  throw invalidArgument(`${key} must be yes or no`);
 }
 
 export interface ConfigHosts {
@@ -226,25 +265,8 @@ export function hostsFromConfig(
           );
         }
       }
-      hosts.push(
-        makeHostSpec(
-          name,
-          mac,
-          ip,
-          {
-            interface: section.values.get('interface'),
-            onlyFrom: section.values.get('onlyfrom') ?? section.values.get('only_from'),
-            timeout: seconds(section, 'timeout'),
-            cooldown: seconds(section, 'cooldown'),
-            ip6: section.values.get('ip6'),
-            proxy: yesNo(section, 'proxy'),
-            wakePorts: section.values.get('wake_ports'),
-            ignoreFrom: section.values.get('ignore_from'),
-          },
-          'config',
-          env,
-        ),
-      );
+      const options = readHostOptions(sectionReader(section));
+      hosts.push(makeHostSpec(name, mac, ip, options, 'config', env));
     } catch (e) {
       if (isVigilError(e) && e.code === 'InvalidArgument') {
         throw invalidArgument(`${where}: ${e.message}`);

@@ -4,7 +4,7 @@ import type { ObjectServer } from '../bus/server';
 import { usec } from '../bus/time';
 import { unwrapDict, Variant } from '../bus/values';
 import { invalidArgument } from '../core/errors';
-import { HOST_OPTION_KEYS, type HostOptions, type ListOption } from './config';
+import { HOST_OPTION_KEYS, readHostOptions, type HostOptions, type ListOption } from './config';
 import type { WolService } from './service';
 import type { WakeHistoryRow } from './store';
 import type { Host } from './watcher';
@@ -210,40 +210,28 @@ export function hostOptions(raw: unknown): HostOptions {
       throw invalidArgument(`unknown option "${key}" (known: ${OPTION_KEYS.join(', ')})`);
     }
   }
-  const { interface: iface, timeout, cooldown, proxy } = options;
-  if (iface !== undefined && typeof iface !== 'string') {
-    throw invalidArgument('option "interface" must be a string');
-  }
-  if (proxy !== undefined && typeof proxy !== 'boolean') {
-    throw invalidArgument('option "proxy" must be a boolean');
-  }
-  const isStrings = (v: unknown): v is string[] =>
-    Array.isArray(v) && v.every((x) => typeof x === 'string');
-  const list = (name: string): ListOption | undefined => {
-    const v = options[name];
-    if (v !== undefined && typeof v !== 'string' && !isStrings(v)) {
-      throw invalidArgument(`option "${name}" must be an array of strings`);
-    }
-    return v;
-  };
-  const wholeNumber = (name: string, v: unknown): number | undefined => {
-    if (v === undefined) return undefined;
-    const n = typeof v === 'bigint' ? Number(v) : v;
-    if (typeof n !== 'number' || !Number.isInteger(n)) {
-      throw invalidArgument(`option "${name}" must be an unsigned integer (seconds)`);
-    }
-    return n;
-  };
-  return {
-    interface: iface,
-    onlyFrom: list('only_from'),
-    timeout: wholeNumber('timeout', timeout),
-    cooldown: wholeNumber('cooldown', cooldown),
-    ip6: list('ip6'),
-    proxy,
-    wakePorts: list('wake_ports'),
-    ignoreFrom: list('ignore_from'),
-  };
+  const typed =
+    <T>(is: (v: unknown) => v is T, what: string) =>
+    (key: string): T | undefined => {
+      const v = options[key];
+      if (v !== undefined && !is(v)) throw invalidArgument(`option "${key}" must be ${what}`);
+      return v;
+    };
+  const isString = (v: unknown): v is string => typeof v === 'string';
+  const isList = (v: unknown): v is ListOption =>
+    isString(v) || (Array.isArray(v) && v.every(isString));
+  const isWholeNumber = (v: unknown): v is number | bigint =>
+    typeof v === 'bigint' || (typeof v === 'number' && Number.isInteger(v));
+  const wholeNumber = typed(isWholeNumber, 'an unsigned integer (seconds)');
+  return readHostOptions({
+    string: typed(isString, 'a string'),
+    list: typed(isList, 'an array of strings'),
+    boolean: typed((v): v is boolean => typeof v === 'boolean', 'a boolean'),
+    seconds: (key) => {
+      const n = wholeNumber(key);
+      return n === undefined ? undefined : Number(n);
+    },
+  });
 }
 
 /** Export the WakeOnLan object and one Host object per host, and keep them in step. */

@@ -84,7 +84,7 @@ export function parseFrame(buf: Buffer, length: number = buf.length, truncated =
   if (truncated) return malformed('truncated by capture');
   const end = Math.min(length, buf.length);
   if (end < ETHER_HEADER) return malformed('shorter than an Ethernet header');
-  if (!isUnicastMac(buf.subarray(6, 12))) return malformed('source MAC is not unicast');
+  if (!isUnicastMac(buf, 6)) return malformed('source MAC is not unicast');
   const sourceMac = formatMac(buf, 6);
   let offset = 12;
   let ethertype = buf.readUInt16BE(offset);
@@ -123,13 +123,12 @@ function parseArp(buf: Buffer, offset: number, end: number, sourceMac: string): 
   }
   if (op !== 1 && op !== 2) return malformed(`unknown ARP operation ${op}`);
   if (end - offset < ARP_IPV4_LENGTH) return malformed('truncated ARP body');
-  const senderMacBytes = buf.subarray(offset + 8, offset + 14);
-  if (!isUnicastMac(senderMacBytes)) return malformed('ARP sender MAC is not unicast');
+  if (!isUnicastMac(buf, offset + 8)) return malformed('ARP sender MAC is not unicast');
   return {
     kind: 'arp',
     sourceMac,
     op: op === 1 ? 'request' : 'reply',
-    senderMac: formatMac(senderMacBytes),
+    senderMac: formatMac(buf, offset + 8),
     senderIp: buf.readUInt32BE(offset + 14),
     targetIp: buf.readUInt32BE(offset + 24),
   };
@@ -158,29 +157,18 @@ function parseTransport(
   offset: number,
   end: number,
 ): Transport | undefined {
-  if (protocol === PROTO_TCP) {
-    if (end - offset < 20) return undefined;
-    if (buf[offset + 12] >> 4 < 5) return undefined;
-    const flags = buf[offset + 13];
-    return {
-      transport: 'tcp',
-      sourcePort: buf.readUInt16BE(offset),
-      destinationPort: buf.readUInt16BE(offset + 2),
-      syn: (flags & 0x02) !== 0 && (flags & 0x10) === 0,
-      icmpType: 0,
-    };
-  }
-  if (protocol === PROTO_UDP) {
-    if (end - offset < 8) return undefined;
-    return {
-      transport: 'udp',
-      sourcePort: buf.readUInt16BE(offset),
-      destinationPort: buf.readUInt16BE(offset + 2),
-      syn: false,
-      icmpType: 0,
-    };
-  }
-  return NO_TRANSPORT;
+  const tcp = protocol === PROTO_TCP;
+  if (!tcp && protocol !== PROTO_UDP) return NO_TRANSPORT;
+  if (end - offset < (tcp ? 20 : 8)) return undefined;
+  if (tcp && buf[offset + 12] >> 4 < 5) return undefined;
+  const flags = buf[offset + 13];
+  return {
+    transport: tcp ? 'tcp' : 'udp',
+    sourcePort: buf.readUInt16BE(offset),
+    destinationPort: buf.readUInt16BE(offset + 2),
+    syn: tcp && (flags & 0x02) !== 0 && (flags & 0x10) === 0,
+    icmpType: 0,
+  };
 }
 
 function parseIpv4Packet(buf: Buffer, offset: number, end: number, sourceMac: string): Frame {
@@ -246,7 +234,12 @@ function parseIpv6Packet(buf: Buffer, offset: number, end: number, sourceMac: st
     if (packetEnd - at < 4) return malformed('truncated ICMPv6 header');
     const type = buf[at];
     if (type === ND_NEIGHBOR_SOLICIT || type === ND_NEIGHBOR_ADVERT) {
-      return parseNdp(buf, offset, at, packetEnd, sourceMac, destinationMac);
+      return parseNdp(buf, offset, at, packetEnd, {
+        sourceMac,
+        destinationMac,
+        sourceIp,
+        destinationIp,
+      });
     }
     transport = { ...NO_TRANSPORT, transport: 'icmp6', icmpType: type };
   } else {
@@ -271,8 +264,8 @@ function parseNdp(
   ip: number,
   at: number,
   packetEnd: number,
-  sourceMac: string,
-  destinationMac: string,
+  // What parseIpv6Packet already took from the headers.
+  headers: Pick<NdpFrame, 'sourceMac' | 'destinationMac' | 'sourceIp' | 'destinationIp'>,
 ): Frame {
   const type = buf[at] === ND_NEIGHBOR_SOLICIT ? 'ns' : 'na';
   if (packetEnd - at < 24) return malformed(`truncated neighbor ${type}`);
@@ -282,8 +275,7 @@ function parseNdp(
   if (icmp6Checksum(buf, ip + 8, ip + 24, at, packetEnd - at) !== 0) {
     return malformed('bad ICMPv6 checksum');
   }
-  const sourceIp = buf.subarray(ip + 8, ip + 24);
-  const destinationIp = buf.subarray(ip + 24, ip + 40);
+  const { sourceIp, destinationIp } = headers;
   const target = buf.subarray(at + 8, at + 24);
   if (isMulticast6(target)) return malformed('neighbor discovery for a multicast target');
   let linkAddress: string | undefined;
@@ -310,10 +302,7 @@ function parseNdp(
   return {
     kind: 'ndp',
     type,
-    sourceMac,
-    destinationMac,
-    sourceIp,
-    destinationIp,
+    ...headers,
     target,
     linkAddress,
     solicited,

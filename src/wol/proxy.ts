@@ -1,4 +1,11 @@
-import { ip6Key, isLinkLocal6, isUnspecified6, parseMac, solicitedNode } from './addresses';
+import {
+  ip6Key,
+  isLinkLocal6,
+  isUnspecified6,
+  parseMac,
+  samePrefix,
+  solicitedNode,
+} from './addresses';
 import type { ArpFrame, NdpFrame } from './frames';
 import { arpFrame, multicastMac6, ndpFrame } from './packets';
 import type { Host } from './watcher';
@@ -540,8 +547,16 @@ export class SleepProxy {
     return mac !== session.host.spec.mac && mac !== this.interfaces.get(session.iface)?.mac;
   }
 
-  /** An ARP frame on `iface`: conflicts, probe answers, and requests for a proxied address. */
-  handleArp(iface: string, frame: ArpFrame, now: number): ProxyVerdict {
+  /**
+   * An ARP frame on `iface`: conflicts, probe answers, and requests for a proxied address.
+   * `targetKey` is the target's address key, when the caller has it already (every frame).
+   */
+  handleArp(
+    iface: string,
+    frame: ArpFrame,
+    now: number,
+    targetKey = v4Key(frame.targetIp),
+  ): ProxyVerdict {
     if (this.byAddress.size === 0) return undefined;
     if (frame.senderIp !== 0) {
       const claimant = this.byAddress.get(`${iface}|${v4Key(frame.senderIp)}`);
@@ -554,7 +569,7 @@ export class SleepProxy {
       }
     }
     if (frame.op !== 'request') return undefined;
-    const entry = this.byAddress.get(`${iface}|${v4Key(frame.targetIp)}`);
+    const entry = this.byAddress.get(`${iface}|${targetKey}`);
     if (!entry) return undefined;
     const { session, address } = entry;
     if (address.state !== 'taken') return 'quiet';
@@ -582,11 +597,16 @@ export class SleepProxy {
   }
 
   /** A Neighbor Solicitation or Advertisement: the IPv6 counterpart of handleArp. */
-  handleNdp(iface: string, frame: NdpFrame, now: number): ProxyVerdict {
+  handleNdp(
+    iface: string,
+    frame: NdpFrame,
+    now: number,
+    targetKey = v6Key(frame.target),
+  ): ProxyVerdict {
     if (this.byAddress.size === 0) return undefined;
     const linkMac = frame.linkAddress ?? frame.sourceMac;
     if (frame.type === 'na') {
-      const claimant = this.byAddress.get(`${iface}|${v6Key(frame.target)}`);
+      const claimant = this.byAddress.get(`${iface}|${targetKey}`);
       if (
         claimant &&
         this.stranger(claimant.session, frame.sourceMac) &&
@@ -602,7 +622,7 @@ export class SleepProxy {
         this.conflict(claimant, frame.sourceMac, 'uses');
       }
     }
-    const entry = this.byAddress.get(`${iface}|${v6Key(frame.target)}`);
+    const entry = this.byAddress.get(`${iface}|${targetKey}`);
     if (!entry) return undefined;
     const { session, address } = entry;
     if (address.state !== 'taken') return 'quiet';
@@ -681,16 +701,6 @@ export class SleepProxy {
       if (oldest !== undefined) session.requesters.delete(oldest);
     }
   }
-}
-
-function samePrefix(a: Buffer, b: Buffer, prefix: number): boolean {
-  for (let bit = 0; bit < prefix; bit += 8) {
-    const i = bit >> 3;
-    const bits = Math.min(8, prefix - bit);
-    const mask = (0xff << (8 - bits)) & 0xff;
-    if ((a[i] & mask) !== (b[i] & mask)) return false;
-  }
-  return true;
 }
 
 /** `a` is at `mac`, told to the whole LAN: gratuitous ARP, or an unsolicited NA with Override. */

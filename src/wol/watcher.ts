@@ -570,8 +570,9 @@ export class WolWatcher {
       const arpSenders = this.byMac.get(`${iface}|${frame.senderMac}`);
       if (arpSenders) for (const host of arpSenders) this.markSeen(host, now);
     }
-    const verdict = this.proxy.handleArp(iface, frame, now);
-    const host = this.byAddress.get(`${iface}|${v4Key(frame.targetIp)}`);
+    const target = v4Key(frame.targetIp);
+    const verdict = this.proxy.handleArp(iface, frame, now, target);
+    const host = this.byAddress.get(`${iface}|${target}`);
     if (!host) return { kind: 'none' };
     let reason: IgnoreReason | undefined;
     if (frame.op !== 'request') reason = 'reply';
@@ -593,9 +594,10 @@ export class WolWatcher {
   }
 
   private onNdp(iface: string, frame: NdpFrame, now: number): FrameOutcome {
-    const verdict = this.proxy.handleNdp(iface, frame, now);
+    const target = v6Key(frame.target);
+    const verdict = this.proxy.handleNdp(iface, frame, now, target);
     if (frame.type !== 'ns') return { kind: 'none' };
-    const host = this.byAddress.get(`${iface}|${v6Key(frame.target)}`);
+    const host = this.byAddress.get(`${iface}|${target}`);
     if (!host) return { kind: 'none' };
     let reason: IgnoreReason | undefined;
     const sourceKey = v6Key(frame.sourceIp);

@@ -1,8 +1,6 @@
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { IFACE, ROOT } from '../helpers/client';
 import { MULTIUSER_BUS_CONFIG, useDaemon } from '../helpers/fixture';
-import { FORGED_VALUE } from './forge';
+import { forge as forgeAs, FORGED_VALUE, uniqueNameOf } from './forge';
 import { CtlProcess, isolatedEnv } from './run';
 
 /**
@@ -14,43 +12,14 @@ const fx = useDaemon({ busConfig: MULTIUSER_BUS_CONFIG, args: ['--slow-pace-ms',
 const NOBODY = 65534;
 const TASKS = `${ROOT}/Tasks`;
 
-/** The unique name of the bus connection that process `pid` holds. */
-async function uniqueNameOf(pid: number): Promise<string> {
-  for (let tries = 0; tries < 200; tries++) {
-    const [names] = (await fx.client.busCall('ListNames')) as [string[]];
-    for (const name of names.filter((n) => n.startsWith(':'))) {
-      const [owner] = await fx.client
-        .busCall('GetConnectionUnixProcessID', 's', [name])
-        .catch(() => [-1]);
-      if (owner === pid) return name;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`process ${pid} has no bus connection`);
-}
-
-/** Run the forger as `uid` against `target`; resolves once all it sent has reached the bus. */
-function forge(uid: number, target: string, taskId: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [path.join(__dirname, 'forge.js'), fx.bus.address, target, taskId, '20'],
-      { uid, gid: uid, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    child.once('close', (code) =>
-      code === 0 ? resolve(out.trim()) : reject(new Error(`forger exited ${code}: ${out}`)),
-    );
-  });
-}
+const forge = (uid: number, target: string, taskId: string): Promise<string> =>
+  forgeAs(fx.bus.address, uid, [target], taskId);
 
 test('vigilctl random slow prints the real value, not forged slow_result/Finished/Progress', async () => {
   const ctl = new CtlProcess(['--bus', fx.bus.address, 'random', 'slow', '3'], isolatedEnv());
   await ctl.until((p) => p.stdoutLines().length >= 1, 'the task id');
   const id = ctl.stdoutLines()[0];
-  const target = await uniqueNameOf(ctl.child.pid as number);
+  const target = await uniqueNameOf(fx.client, ctl.child.pid as number);
   // Both forgers are done well before the 0.9 s task completes.
   expect(await forge(0, target, id)).toMatch(/^sent \d+$/);
   expect(await forge(NOBODY, target, id)).toMatch(/^sent \d+$/);
@@ -68,7 +37,7 @@ test('vigilctl random slow prints the real value, not forged slow_result/Finishe
 test('vigilctl watch shows no forged event, ignores an fd-index signal and keeps running', async () => {
   const watch = new CtlProcess(['--bus', fx.bus.address, '--json', 'watch'], isolatedEnv());
   await watch.until((p) => p.stderr.includes('watching'), 'ready line');
-  const target = await uniqueNameOf(watch.child.pid as number);
+  const target = await uniqueNameOf(fx.client, watch.child.pid as number);
   const [id] = (await fx.client.call(
     `${ROOT}/RandomData`,
     `${IFACE}RandomData`,

@@ -40,19 +40,16 @@ export function runCtl(
   });
 }
 
-/** A long-running vigilctl (watch) whose output lines can be awaited. */
-export class CtlProcess {
+/** A long-running program (vigilctl watch, a D-Bus client) whose output lines can be awaited. */
+export class WatchedProcess {
   readonly child: ChildProcess;
   stdout = '';
   stderr = '';
   readonly exited: Promise<number | null>;
   private waiters: (() => void)[] = [];
 
-  constructor(args: string[], env: NodeJS.ProcessEnv = isolatedEnv()) {
-    this.child = spawn(process.execPath, [VIGILCTL, ...args], {
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+  constructor(file: string, args: string[], env: NodeJS.ProcessEnv = isolatedEnv()) {
+    this.child = spawn(file, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     const changed = (): void => {
       const waiters = this.waiters;
       this.waiters = [];
@@ -74,7 +71,7 @@ export class CtlProcess {
   }
 
   /** Wait until `pred` holds for the output so far. */
-  async until(pred: (p: CtlProcess) => boolean, what: string, timeoutMs = 15000): Promise<void> {
+  async until(pred: (p: this) => boolean, what: string, timeoutMs = 15000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!pred(this)) {
       const left = deadline - Date.now();
@@ -94,5 +91,12 @@ export class CtlProcess {
   kill(signal: NodeJS.Signals = 'SIGINT'): Promise<number | null> {
     if (this.child.exitCode === null) this.child.kill(signal);
     return this.exited;
+  }
+}
+
+/** A long-running vigilctl (watch, random slow). */
+export class CtlProcess extends WatchedProcess {
+  constructor(args: string[], env: NodeJS.ProcessEnv = isolatedEnv()) {
+    super(process.execPath, [VIGILCTL, ...args], env);
   }
 }

@@ -1,6 +1,7 @@
 import { startPrivateBus, type PrivateBus } from '../helpers/bus';
 import { IFACE, NAME, ROOT, TestClient } from '../helpers/client';
 import { startDaemon, type DaemonProcess } from '../helpers/daemon';
+import { ALLOWED_ERRORS } from './expected';
 import { IndependentClient, Message } from './independent-client';
 import {
   deepValue,
@@ -55,28 +56,6 @@ const REAL_METHODS: readonly [string, string, string][] = [
   [PEER, 'GetMachineId', ''],
   [OBJECT_MANAGER, 'GetManagedObjects', ''],
 ];
-
-/** Errors a well-behaved daemon may answer; anything else (NoReply, ...) means trouble. */
-const ALLOWED_ERRORS = new Set([
-  ...[
-    'InvalidArgument',
-    'NotFound',
-    'AccessDenied',
-    'LimitExceeded',
-    'Cancelled',
-    'Failed',
-    'NotSupported',
-    'Busy',
-  ].map((n) => `org.vigil.Vigil1.Error.${n}`),
-  ...[
-    'UnknownMethod',
-    'UnknownInterface',
-    'UnknownObject',
-    'UnknownProperty',
-    'InvalidArgs',
-    'PropertyReadOnly',
-  ].map((n) => `org.freedesktop.DBus.Error.${n}`),
-]);
 
 interface FuzzCall {
   path: string;

@@ -40,6 +40,17 @@ export type DType =
   | { kind: 'variant' };
 
 const BASIC = ['y', 'b', 'n', 'q', 'i', 'u', 'x', 't', 'd', 's', 'o', 'g'];
+/** Every basic type code, `h` (a file-descriptor index) included: for the raw wire fuzz. */
+export const ALL_BASIC = [...BASIC, 'h'];
+
+/** How values are made: whose Variant class, and which basic type codes appear. */
+export interface ValueOptions {
+  readonly variant: (signature: string, value: unknown) => unknown;
+  readonly codes: readonly string[];
+}
+
+/** The 3,000-call fuzz's: dbus-next's Variant, no `h` (dbus-next cannot send fds). */
+const DBUS_NEXT: ValueOptions = { variant: (s, v) => new Variant(s, v), codes: BASIC };
 /** Dict keys whose JavaScript object keys dbus-next marshals reliably. */
 const DICT_KEYS = ['s', 's', 's', 'o', 'i'];
 
@@ -58,15 +69,18 @@ export function typeSignature(t: DType): string {
   }
 }
 
-export function randomType(rng: Rng, depth = 0): DType {
+export function randomType(rng: Rng, depth = 0, codes: readonly string[] = BASIC): DType {
   const roll = rng.next();
-  if (depth >= 3 || roll < 0.55) return { kind: 'basic', code: rng.pick(BASIC) };
-  if (roll < 0.7) return { kind: 'array', item: randomType(rng, depth + 1) };
+  if (depth >= 3 || roll < 0.55) return { kind: 'basic', code: rng.pick(codes) };
+  if (roll < 0.7) return { kind: 'array', item: randomType(rng, depth + 1, codes) };
   if (roll < 0.8)
-    return { kind: 'dict', key: rng.pick(DICT_KEYS), value: randomType(rng, depth + 1) };
+    return { kind: 'dict', key: rng.pick(DICT_KEYS), value: randomType(rng, depth + 1, codes) };
   if (roll < 0.9) {
     const n = rng.int(1, 4);
-    return { kind: 'struct', fields: Array.from({ length: n }, () => randomType(rng, depth + 1)) };
+    return {
+      kind: 'struct',
+      fields: Array.from({ length: n }, () => randomType(rng, depth + 1, codes)),
+    };
   }
   return { kind: 'variant' };
 }
@@ -169,10 +183,10 @@ export function randomInterfaceName(rng: Rng): string {
 }
 
 /** One to four complete types; D-Bus caps a signature at 255 characters. */
-export function randomSignature(rng: Rng): string {
+export function randomSignature(rng: Rng, codes: readonly string[] = BASIC): string {
   for (;;) {
     const n = rng.int(1, 4);
-    const sig = Array.from({ length: n }, () => typeSignature(randomType(rng))).join('');
+    const sig = Array.from({ length: n }, () => typeSignature(randomType(rng, 0, codes))).join('');
     if (sig.length <= 255) return sig;
   }
 }
@@ -181,7 +195,13 @@ function randomSignatureText(rng: Rng): string {
   return rng.chance(0.2) ? '' : randomSignature(rng);
 }
 
-export function randomValue(rng: Rng, t: DType, ours: readonly string[], depth = 0): unknown {
+export function randomValue(
+  rng: Rng,
+  t: DType,
+  ours: readonly string[],
+  depth = 0,
+  opts: ValueOptions = DBUS_NEXT,
+): unknown {
   switch (t.kind) {
     case 'basic':
       return randomBasic(rng, t.code, ours);
@@ -191,28 +211,32 @@ export function randomValue(rng: Rng, t: DType, ours: readonly string[], depth =
         return Buffer.from(Array.from({ length: len }, () => rng.int(0, 255)));
       }
       const len = depth > 2 ? rng.int(0, 1) : rng.int(0, 4);
-      return Array.from({ length: len }, () => randomValue(rng, t.item, ours, depth + 1));
+      return Array.from({ length: len }, () => randomValue(rng, t.item, ours, depth + 1, opts));
     }
     case 'dict': {
       const out: Record<string, unknown> = {};
       const len = depth > 2 ? rng.int(0, 1) : rng.int(0, 4);
       for (let i = 0; i < len; i++) {
         const key = randomBasic(rng, t.key, ours);
-        out[String(key)] = randomValue(rng, t.value, ours, depth + 1);
+        out[String(key)] = randomValue(rng, t.value, ours, depth + 1, opts);
       }
       return out;
     }
     case 'struct':
-      return t.fields.map((f) => randomValue(rng, f, ours, depth + 1));
+      return t.fields.map((f) => randomValue(rng, f, ours, depth + 1, opts));
     case 'variant': {
-      const inner = depth > 3 ? ({ kind: 'basic', code: 's' } as DType) : randomType(rng, 1);
-      return new Variant(typeSignature(inner), randomValue(rng, inner, ours, depth + 1));
+      const inner =
+        depth > 3 ? ({ kind: 'basic', code: 's' } as DType) : randomType(rng, 1, opts.codes);
+      return opts.variant(typeSignature(inner), randomValue(rng, inner, ours, depth + 1, opts));
     }
   }
 }
 
 function randomBasic(rng: Rng, code: string, ours: readonly string[]): unknown {
   switch (code) {
+    case 'h':
+      // An index into fds the message never carries (vigil negotiates no fd passing).
+      return rng.pick([0, 1, 3, 255, 4294967295]);
     case 'b':
       return rng.chance(0.5);
     case 'y':

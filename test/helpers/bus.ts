@@ -73,6 +73,37 @@ export async function startPrivateBus(configFile?: string, listen?: string): Pro
   };
 }
 
+/** The pid of the process that owns `name` on `bus` (the bus daemon's own for org.freedesktop.DBus). */
+export async function connectionPid(bus: BusConnection, name: string): Promise<number> {
+  const reply = await callBusDaemon(bus, 'GetConnectionUnixProcessID', 's', [name]);
+  return Number(reply.body[0]);
+}
+
+/**
+ * The arguments of `gdbus call` for `method` (interface.member) on `objectPath` of vigil (or
+ * of `destination`) on the bus at `address`, then `args` (gdbus's own text values).
+ */
+export function gdbusCallArgs(
+  address: string,
+  objectPath: string,
+  method: string,
+  args: readonly string[] = [],
+  destination = 'org.vigil.Vigil1',
+): string[] {
+  return [
+    'call',
+    '--address',
+    address,
+    '--dest',
+    destination,
+    '--object-path',
+    objectPath,
+    '--method',
+    method,
+    ...args,
+  ];
+}
+
 /** Whether process `pid` is `ancestor` or runs below it (read from /proc). */
 function descendsFrom(pid: number, ancestor: number): boolean {
   for (let p = pid, hops = 0; p > 1 && hops < 64; hops++) {
@@ -111,8 +142,8 @@ export async function waitForBusName(
   try {
     const ownedByIt = async (): Promise<boolean> => {
       try {
-        const reply = await callBusDaemon(bus, 'GetConnectionUnixProcessID', 's', [name]);
-        return options.pid === undefined || descendsFrom(Number(reply.body[0]), options.pid);
+        const pid = await connectionPid(bus, name);
+        return options.pid === undefined || descendsFrom(pid, options.pid);
       } catch {
         return false; // NameHasNoOwner: not yet
       }

@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { startPrivateBus, type PrivateBus } from './bus';
 import { TestClient } from './client';
@@ -8,6 +10,18 @@ export const MULTIUSER_BUS_CONFIG = path.resolve(
   __dirname,
   '../../../test/helpers/multiuser-bus.conf',
 );
+
+/**
+ * The multi-user test bus with some limits changed from dbus-daemon's defaults (those of a
+ * system bus: 32 MiB messages, 128 pending replies per connection); returns the config file.
+ */
+export function multiuserBusConfigWith(limits: Readonly<Record<string, number>>): string {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-busconf-')), 'bus.conf');
+  const lines = Object.entries(limits).map(([k, v]) => `  <limit name="${k}">${v}</limit>`);
+  const open = fs.readFileSync(MULTIUSER_BUS_CONFIG, 'utf8');
+  fs.writeFileSync(file, open.replace('</busconfig>', `${lines.join('\n')}\n</busconfig>`));
+  return file;
+}
 
 export interface DaemonFixture {
   readonly bus: PrivateBus;

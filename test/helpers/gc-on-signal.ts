@@ -30,3 +30,23 @@ export async function memoryAfterGc(
   }
   throw new Error('the daemon did not report its memory');
 }
+
+/**
+ * The least of `readings` such reports 250 ms apart: what stays, once the daemon has also
+ * dropped what it lets go of a moment late (the state of clients that just left).
+ */
+export async function settledMemoryAfterGc(
+  pid: number,
+  output: () => string,
+  readings = 4,
+): Promise<{ rss: number; heap: number }> {
+  const seen: { rss: number; heap: number }[] = [];
+  for (let i = 0; i < readings; i++) {
+    seen.push(await memoryAfterGc(pid, output));
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return {
+    rss: Math.min(...seen.map((m) => m.rss)),
+    heap: Math.min(...seen.map((m) => m.heap)),
+  };
+}

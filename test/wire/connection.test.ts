@@ -1,10 +1,8 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import { AddressError } from '../../src/bus/wire/address';
 import { BusConnection, ConnectError, DBusError } from '../../src/bus/wire/connection';
 import { encodeRaw, FIELD, SIGNAL } from '../../src/bus/wire/message';
 import { startPrivateBus, type PrivateBus } from '../helpers/bus';
-import { MULTIUSER_BUS_CONFIG } from '../helpers/fixture';
+import { multiuserBusConfigWith } from '../helpers/fixture';
 
 /** The wire layer's connection against a real dbus-daemon: no vigild involved. */
 
@@ -88,16 +86,7 @@ describe('a bus that allows few pending replies per connection', () => {
   let tight: PrivateBus;
   beforeAll(async () => {
     // The open multi-user test bus, with the limit lowered from the system bus's 128.
-    const conf = path.join(fs.mkdtempSync('/tmp/vigil-tight-'), 'bus.conf');
-    const open = fs.readFileSync(MULTIUSER_BUS_CONFIG, 'utf8');
-    fs.writeFileSync(
-      conf,
-      open.replace(
-        '</busconfig>',
-        '  <limit name="max_replies_per_connection">16</limit>\n</busconfig>',
-      ),
-    );
-    tight = await startPrivateBus(conf);
+    tight = await startPrivateBus(multiuserBusConfigWith({ max_replies_per_connection: 16 }));
   });
   afterAll(async () => {
     await tight?.stop();

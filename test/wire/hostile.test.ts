@@ -263,6 +263,15 @@ describe('headers', () => {
     expect(() => parseHeader(bytes)).toThrow(DecodeError);
   });
 
+  test('a header parsed before does not vouch for one whose fields length differs', () => {
+    const good = message({ fields: fields([[FIELD.SIGNATURE, 'g', 'i']]), body: body('i', [1]) });
+    expect(parseHeader(good).member).toBe('M'); // now remembered by its bytes
+    const longer = Buffer.from(good);
+    longer.writeUInt32LE(longer.readUInt32LE(12) + 1, 12); // one padding byte counted as a field
+    expect(() => parseHeader(longer)).toThrow(DecodeError);
+    expect(parseHeader(good).member).toBe('M');
+  });
+
   test('lengths over the specification limits are refused from the first 16 bytes', () => {
     const b = Buffer.from(message());
     b.writeUInt32LE(2 ** 27, 4); // body length alone reaches 128 MiB

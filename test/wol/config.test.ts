@@ -492,5 +492,9 @@ describe('D-Bus options and [wol] settings', () => {
       );
     }
     expect(wolSettings(parseIni('[wol]\nethernet_frame = no')).ethernetFrame).toBe(false);
+    // A typo is refused like any other bad value, not taken for "no".
+    expect(() => wolSettings(parseIni('[wol]\nethernet_frame = yse'))).toThrow(
+      /\[wol\] ethernet_frame must be yes or no/,
+    );
   });
 });

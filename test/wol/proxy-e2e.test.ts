@@ -1,17 +1,29 @@
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { Message } from '../../src/bus/wire/message';
-import { startPrivateBus, type PrivateBus } from '../helpers/bus';
-import { plain, TestClient, variant, type SignalLog } from '../helpers/client';
-import { Lan, linkLocal } from '../helpers/netns';
-import { isolatedEnv, runCtl } from '../cli/run';
-import { advertisement, ip6, mac, mldQuery, solicitation } from './craft';
-import { capture, magicPayload, readPcap, type PcapRecord } from './pcap';
-import { INJECT, startVigil, until, type VigilProcess } from './vigil-process';
-import { arpFrame } from '../../src/wol/packets';
 import { parseIpv4 } from '../../src/wol/addresses';
+import { arpFrame } from '../../src/wol/packets';
+import { isolatedEnv, runCtl } from '../cli/run';
+import { plain, variant } from '../helpers/client';
+import { Lan, linkLocal } from '../helpers/netns';
+import { isTcpSyn, magicPayload, readPcap, type PcapRecord } from '../helpers/pcap';
+import { until } from '../helpers/wait';
+import {
+  addDualStackNode,
+  configText,
+  fallAsleep as sleepHost,
+  flood,
+  frameCounters,
+  HOST_IFACE as HOST,
+  injectFrames,
+  settledCounters,
+  startWolScenario,
+  unicastFrame,
+  useWolScenario,
+  WOL_IFACE as WOL,
+  WOL_PATH,
+} from '../helpers/wol';
+import { advertisement, ip6, mac, mldQuery, solicitation } from './craft';
 
 /**
  * The sleep proxy end to end, as issue 8 measured the failure: a requester that already has
@@ -24,9 +36,6 @@ import { parseIpv4 } from '../../src/wol/addresses';
  * nothing else leaves (no RST, no ICMP error, nothing forwarded).
  */
 
-const WOL = 'org.vigil.Vigil1.WakeOnLan';
-const HOST = 'org.vigil.Vigil1.Host';
-const WOL_PATH = '/org/vigil/Vigil1/WakeOnLan';
 const SLEEPY = '/org/vigil/Vigil1/Hosts/sleepy';
 const PLAIN = '/org/vigil/Vigil1/Hosts/plain6';
 
@@ -41,25 +50,49 @@ const IP = { vigil: '10.9.0.1', requester: '10.9.0.2', sleeper: '10.9.0.3', stra
 const ULA = { vigil: 'fd00::1', requester: 'fd00::2', sleeper: 'fd00::3', stranger: 'fd00::4' };
 const SLEEPER_LL = linkLocal(MAC.sleeper);
 
+const config = (proxy = 'yes') =>
+  configText({
+    wol: { interfaces: 'eth0' },
+    'host:sleepy': {
+      ip: IP.sleeper,
+      ip6: ULA.sleeper,
+      mac: MAC.sleeper,
+      interface: 'eth0',
+      proxy,
+      wake_ports: 22,
+      timeout: 2,
+      // Longer than a SYN retransmission (1 s) takes; shorter than a test's sleep cycle.
+      cooldown: 4,
+    },
+    'host:plain6': {
+      ip: '10.9.0.20',
+      ip6: 'fd00::20',
+      mac: MAC.plain,
+      interface: 'eth0',
+      ignore_from: ULA.stranger,
+      timeout: 1,
+      cooldown: 0,
+    },
+  });
+
 describe('sleep proxy with real frames and real TCP', () => {
-  const tag = `vp${process.pid}`;
-  let lan: Lan;
-  let bus: PrivateBus;
-  let daemon: VigilProcess;
-  let client: TestClient;
-  let wakeSignals: SignalLog;
+  const fx = useWolScenario(`vp${process.pid}`, (lan) => {
+    for (const name of ['watcher', 'requester', 'stranger'] as const) {
+      const key = name === 'watcher' ? 'vigil' : name;
+      addDualStackNode(lan, { name, mac: MAC[key], ip: IP[key], ula: ULA[key] });
+    }
+    addDualStackNode(lan, { name: 'sleeper', mac: MAC.sleeper, ip: IP.sleeper });
+    lan.setSysctl('sleeper', 'net.ipv6.conf.eth0.disable_ipv6=1'); // its IPv6 comes up later
+    return { name: 'vigil-proxy-e2e-', captureOn: 'watcher', config: config() };
+  });
   let listener: ChildProcess | undefined;
-  let dir: string;
-  let pcapFile: string;
-  let configFile: string;
-  let stateDir: string;
 
   const isWakeSent = (m: Message) => m.member === 'WakeSent';
-  const get = async (p: string, prop: string) => client.get(p, HOST, prop);
-  const wakes = () => wakeSignals.messages.filter(isWakeSent);
+  const get = async (p: string, prop: string) => fx.client.get(p, HOST, prop);
+  const wakes = () => fx.wakeSignals.messages.filter(isWakeSent);
 
   /** The requester's neighbour entry for `ip`: its MAC (or '' while unresolved). */
-  const neighbour = (ip: string): string => lan.neighbour('requester', ip);
+  const neighbour = (ip: string): string => fx.lan.neighbour('requester', ip);
 
   /** A broadcast ARP request from the requester for the host's IPv4 address. */
   const askForHost = (): void =>
@@ -75,7 +108,7 @@ describe('sleep proxy with real frames and real TCP', () => {
   /** Send the host one UDP datagram: the requester resolves (and then caches) its MAC. */
   async function touch(ip: string): Promise<void> {
     const target = ip.startsWith('fe80') ? `${ip}%eth0` : ip;
-    lan.exec('requester', 'bash', ['-c', `echo hello > /dev/udp/${target}/9`]);
+    fx.lan.exec('requester', 'bash', ['-c', `echo hello > /dev/udp/${target}/9`]);
     await until(
       () => neighbour(ip) === MAC.sleeper,
       3000,
@@ -87,16 +120,14 @@ describe('sleep proxy with real frames and real TCP', () => {
   function fallAsleep(): void {
     listener?.kill('SIGKILL');
     listener = undefined;
-    lan.exec('sleeper', 'ip', ['addr', 'flush', 'dev', 'eth0']);
-    lan.exec('sleeper', 'ip', ['link', 'set', 'eth0', 'arp', 'off']);
-    lan.setSysctl('sleeper', 'net.ipv6.conf.eth0.disable_ipv6=1');
+    sleepHost(fx.lan, 'sleeper');
   }
 
   /** Addresses back and a listener on port 22, without sending a frame yet. */
   async function wakeUp(): Promise<void> {
-    lan.exec('sleeper', 'ip', ['link', 'set', 'eth0', 'arp', 'on']);
-    lan.addAddress('sleeper', `${IP.sleeper}/24`);
-    listener = lan.spawn('sleeper', process.execPath, [
+    fx.lan.exec('sleeper', 'ip', ['link', 'set', 'eth0', 'arp', 'on']);
+    fx.lan.addAddress('sleeper', `${IP.sleeper}/24`);
+    listener = fx.lan.spawn('sleeper', process.execPath, [
       '-e',
       "require('net').createServer((s) => s.end('hello\\n')).listen(22, '::', () => console.log('listening'))",
     ]);
@@ -107,27 +138,16 @@ describe('sleep proxy with real frames and real TCP', () => {
 
   /** Turn IPv6 back on (the kernel sends DAD, RS and MLD: frames from the host's MAC). */
   function ipv6On(): void {
-    lan.setSysctl('sleeper', 'net.ipv6.conf.eth0.disable_ipv6=0');
-    lan.addAddress('sleeper', `${ULA.sleeper}/64`);
+    fx.lan.setSysctl('sleeper', 'net.ipv6.conf.eth0.disable_ipv6=0');
+    fx.lan.addAddress('sleeper', `${ULA.sleeper}/64`);
   }
 
   /** One frame from the host, unicast to vigil: no other machine hears it. */
   function oneFrame(): void {
-    const frame = Buffer.alloc(60);
-    mac(MAC.vigil).copy(frame, 0);
-    mac(MAC.sleeper).copy(frame, 6);
-    frame.writeUInt16BE(0x88b5, 12);
-    inject('sleeper', [frame]);
+    inject('sleeper', [unicastFrame(mac(MAC.vigil), mac(MAC.sleeper))]);
   }
 
-  function inject(node: string, frames: Buffer[]): void {
-    lan.exec(node, process.execPath, [
-      INJECT,
-      'eth0',
-      'frames',
-      ...frames.map((f) => f.toString('hex')),
-    ]);
-  }
+  const inject = (node: string, frames: Buffer[]): void => injectFrames(fx.lan, node, frames);
 
   /** A TCP connect from the requester, reported as JSON once it connects, fails or times out. */
   function connect(
@@ -142,7 +162,7 @@ describe('sleep proxy with real frames and real TCP', () => {
       setTimeout(() => done({ ok: false, error: 'timeout' }), ${timeoutMs});
       s.on('connect', () => done({ ok: true }));
       s.on('error', (e) => done({ ok: false, error: e.code }));`;
-    const child = lan.spawn('requester', process.execPath, ['-e', script]);
+    const child = fx.lan.spawn('requester', process.execPath, ['-e', script]);
     let out = '';
     child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     return new Promise((resolve) =>
@@ -152,23 +172,19 @@ describe('sleep proxy with real frames and real TCP', () => {
     );
   }
 
-  const records = (): PcapRecord[] => readPcap(pcapFile);
+  const records = (): PcapRecord[] => readPcap(fx.pcapFile);
   const fromVigil = (r: PcapRecord) => r.data.subarray(6, 12).equals(mac(MAC.vigil));
   const magic = (since: number) =>
     records().filter((r) => r.timeUs >= since * 1000 && magicPayload(r.data)?.mac === MAC.sleeper);
 
   /** TCP SYNs from the requester to `port` captured on vigil's wire since `since` (ms). */
-  function syns(port: number, since: number): PcapRecord[] {
-    return records().filter((r) => {
-      if (r.timeUs < since * 1000 || !r.data.subarray(6, 12).equals(mac(MAC.requester)))
-        return false;
-      const type = r.data.readUInt16BE(12);
-      const tcp = type === 0x0800 ? 14 + (r.data[14] & 0x0f) * 4 : type === 0x86dd ? 54 : -1;
-      const proto = type === 0x0800 ? r.data[23] : r.data[20];
-      if (tcp < 0 || proto !== 6 || r.data.length < tcp + 14) return false;
-      return r.data.readUInt16BE(tcp + 2) === port && (r.data[tcp + 13] & 0x12) === 0x02;
-    });
-  }
+  const syns = (port: number, since: number): PcapRecord[] =>
+    records().filter(
+      (r) =>
+        r.timeUs >= since * 1000 &&
+        r.data.subarray(6, 12).equals(mac(MAC.requester)) &&
+        isTcpSyn(r.data, port),
+    );
 
   /**
    * What vigil's namespace sent that a silent proxy must never send: TCP resets, ICMP other
@@ -197,74 +213,15 @@ describe('sleep proxy with real frames and real TCP', () => {
     return out;
   }
 
-  const config = (extra: string[] = []) =>
-    [
-      '[wol]',
-      'interfaces = eth0',
-      '[host:sleepy]',
-      `ip = ${IP.sleeper}`,
-      `ip6 = ${ULA.sleeper}`,
-      `mac = ${MAC.sleeper}`,
-      'interface = eth0',
-      'proxy = yes',
-      'wake_ports = 22',
-      'timeout = 2',
-      // Longer than a SYN retransmission (1 s) takes; shorter than a test's sleep cycle.
-      'cooldown = 4',
-      '[host:plain6]',
-      'ip = 10.9.0.20',
-      'ip6 = fd00::20',
-      `mac = ${MAC.plain}`,
-      'interface = eth0',
-      `ignore_from = ${ULA.stranger}`,
-      'timeout = 1',
-      'cooldown = 0',
-      ...extra,
-    ].join('\n');
-
-  beforeAll(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-proxy-e2e-'));
-    pcapFile = path.join(dir, 'vigil-wire.pcap');
-    configFile = path.join(dir, 'vigil.conf');
-    stateDir = path.join(dir, 'state');
-    fs.writeFileSync(configFile, config());
-    lan = new Lan(tag);
-    for (const name of ['watcher', 'requester', 'stranger'] as const) {
-      const key = name === 'watcher' ? 'vigil' : name;
-      lan.addNode({
-        name,
-        mac: MAC[key],
-        cidr: `${IP[key]}/24`,
-        ipv6: true,
-        cidr6: [`${ULA[key]}/64`],
-      });
-    }
-    lan.addNode({ name: 'sleeper', mac: MAC.sleeper, cidr: `${IP.sleeper}/24`, ipv6: true });
-    lan.setSysctl('sleeper', 'net.ipv6.conf.eth0.disable_ipv6=1'); // its IPv6 comes up later
-    await capture(lan, 'watcher', pcapFile);
-    bus = await startPrivateBus();
-    daemon = await startVigil(lan, 'watcher', bus.address, stateDir, configFile);
-    client = await TestClient.connect(bus.address);
-    wakeSignals = await client.subscribe({ path: WOL_PATH, iface: WOL, member: 'WakeSent' });
-  }, 60000);
-
-  afterAll(async () => {
-    client?.close();
-    await daemon?.stop();
-    await bus?.stop();
-    lan?.destroy();
-    if (dir && !process.env.VIGIL_KEEP_TEST_FILES) fs.rmSync(dir, { recursive: true, force: true });
-  });
-
   test('the host is learned while awake: its link-local address from its own traffic', async () => {
     // The host's link comes up with IPv6 (as after a boot): duplicate address detection, router
     // solicitations and MLD reports, multicast from its link-local address, which vigil learns.
-    lan.setSysctl('sleeper', 'net.ipv6.conf.eth0.disable_ipv6=0');
-    lan.addAddress('sleeper', `${ULA.sleeper}/64`);
+    fx.lan.setSysctl('sleeper', 'net.ipv6.conf.eth0.disable_ipv6=0');
+    fx.lan.addAddress('sleeper', `${ULA.sleeper}/64`);
     await until(async () => ((await get(SLEEPY, 'Ip6')) as string[]).includes(SLEEPER_LL), 10000);
     // The requester talks to the host over every address, so it has its MAC cached for each.
     for (const ip of [IP.sleeper, ULA.sleeper, SLEEPER_LL]) await touch(ip);
-    expect(await client.getAll(SLEEPY, HOST)).toMatchObject({
+    expect(await fx.client.getAll(SLEEPY, HOST)).toMatchObject({
       State: 'online',
       Proxy: true,
       Proxying: false,
@@ -278,9 +235,9 @@ describe('sleep proxy with real frames and real TCP', () => {
     await until(
       async () => (await get(SLEEPY, 'Proxying')) === true,
       10000,
-      () => daemon.output().slice(-2000),
+      () => fx.daemon.output().slice(-2000),
     );
-    expect(daemon.output()).toMatch(/sleepy sleeps; answering for 10\.9\.0\.3, fd00::3, fe80::/);
+    expect(fx.daemon.output()).toMatch(/sleepy sleeps; answering for 10\.9\.0\.3, fd00::3, fe80::/);
     // The gratuitous ARP and unsolicited NAs moved the requester's cached entries to vigil.
     await until(
       () => [IP.sleeper, ULA.sleeper, SLEEPER_LL].every((ip) => neighbour(ip) === MAC.vigil),
@@ -317,7 +274,9 @@ describe('sleep proxy with real frames and real TCP', () => {
     // Port 22: the first SYN wakes the host, once.
     const started = Date.now();
     const connection = connect(target, 22, 20000);
-    const signal = await wakeSignals.waitFor((m) => isWakeSent(m) && wakes().indexOf(m) >= before);
+    const signal = await fx.wakeSignals.waitFor(
+      (m) => isWakeSent(m) && wakes().indexOf(m) >= before,
+    );
     expect(signal.body).toEqual(['sleepy', MAC.sleeper, expect.any(String), 'tcp/22']);
     await until(() => magic(started).length >= 1, 2000);
     const firstSyn = syns(22, started)[0];
@@ -347,8 +306,10 @@ describe('sleep proxy with real frames and real TCP', () => {
 
   test('IPv4: port 445 wakes nothing; port 22 wakes it, hands back, and the connection completes', async () => {
     await wakeByTcp(IP.sleeper, 'IPv4');
-    expect(daemon.output()).toMatch(/sleepy is awake; handed 10\.9\.0\.3, fd00::3, fe80::\S+ back/);
-    const [history] = (await client.call(WOL_PATH, WOL, 'GetWakeHistory', 'u', [10])) as Record<
+    expect(fx.daemon.output()).toMatch(
+      /sleepy is awake; handed 10\.9\.0\.3, fd00::3, fe80::\S+ back/,
+    );
+    const [history] = (await fx.client.call(WOL_PATH, WOL, 'GetWakeHistory', 'u', [10])) as Record<
       string,
       { value: unknown }
     >[][];
@@ -399,11 +360,13 @@ describe('sleep proxy with real frames and real TCP', () => {
     await until(async () => (await get(PLAIN, 'State')) === 'offline', 5000);
     expect(wakes().length).toBe(before);
     inject('requester', [ns(MAC.requester, ULA.requester)]);
-    const signal = await wakeSignals.waitFor((m) => isWakeSent(m) && wakes().indexOf(m) >= before);
+    const signal = await fx.wakeSignals.waitFor(
+      (m) => isWakeSent(m) && wakes().indexOf(m) >= before,
+    );
     expect(signal.body).toEqual(['plain6', MAC.plain, ULA.requester, 'ndp']);
     expect(await get(PLAIN, 'LastWakeReason')).toBe('ndp');
     expect(wakes().length).toBe(before + 1);
-    const [rows] = await client.call(WOL_PATH, WOL, 'GetWakeHistory', 'u', [0]);
+    const [rows] = await fx.client.call(WOL_PATH, WOL, 'GetWakeHistory', 'u', [0]);
     const plainRows = (plain(rows) as Record<string, unknown>[]).filter((r) => r.Host === 'plain6');
     expect(plainRows.map((r) => [r.Trigger, r.Outcome, r.RequesterIp])).toEqual([
       ['ndp', 'woke', ULA.requester],
@@ -413,7 +376,12 @@ describe('sleep proxy with real frames and real TCP', () => {
 
   test('the new options and properties over D-Bus and vigilctl, bad values included', async () => {
     const add = (name: string, options: Record<string, unknown>, ip = '10.9.0.30') =>
-      client.call(WOL_PATH, WOL, 'AddHost', 'sssa{sv}', [name, '02:00:00:00:05:30', ip, options]);
+      fx.client.call(WOL_PATH, WOL, 'AddHost', 'sssa{sv}', [
+        name,
+        '02:00:00:00:05:30',
+        ip,
+        options,
+      ]);
     const bad: [Record<string, unknown>, RegExp][] = [
       [{ ip6: variant('as', ['fd00::30::1']) }, /ip6: invalid IPv6 address "fd00::30::1"/],
       [{ ip6: variant('as', ['ff02::1']) }, /ip6: IPv6 address "ff02::1" cannot belong/],
@@ -435,7 +403,7 @@ describe('sleep proxy with real frames and real TCP', () => {
       ],
     ];
     for (const [options, message] of bad) {
-      const err = await client.callError(WOL_PATH, WOL, 'AddHost', 'sssa{sv}', [
+      const err = await fx.client.callError(WOL_PATH, WOL, 'AddHost', 'sssa{sv}', [
         'nas',
         '02:00:00:00:05:30',
         '10.9.0.30',
@@ -452,7 +420,7 @@ describe('sleep proxy with real frames and real TCP', () => {
       wake_ports: variant('as', ['22', 'udp/9', 'tcp/22']),
       ignore_from: variant('s', '10.9.0.254, fe80::1'),
     });
-    expect(await client.getAll(nasPath as string, HOST)).toMatchObject({
+    expect(await fx.client.getAll(nasPath as string, HOST)).toMatchObject({
       Ip6: ['fd00::30'],
       Proxy: true,
       Proxying: false,
@@ -460,7 +428,7 @@ describe('sleep proxy with real frames and real TCP', () => {
       IgnoreFrom: ['10.9.0.254', 'fe80::1'],
       LastWakeReason: '',
     });
-    const readOnly = await client.callError(
+    const readOnly = await fx.client.callError(
       nasPath as string,
       'org.freedesktop.DBus.Properties',
       'Set',
@@ -469,10 +437,10 @@ describe('sleep proxy with real frames and real TCP', () => {
     );
     expect(readOnly.type).toMatch(/Error/);
     expect(await get(nasPath as string, 'Proxy')).toBe(true);
-    await client.call(WOL_PATH, WOL, 'RemoveHost', 's', ['nas']);
+    await fx.client.call(WOL_PATH, WOL, 'RemoveHost', 's', ['nas']);
 
     const env = isolatedEnv();
-    const ctl = (...args: string[]) => runCtl(['--bus', bus.address, ...args], env);
+    const ctl = (...args: string[]) => runCtl(['--bus', fx.bus.address, ...args], env);
     const added = await ctl(
       'hosts',
       'add',
@@ -539,58 +507,36 @@ describe('sleep proxy with real frames and real TCP', () => {
       'tcp/22',
     ]);
     expect((await ctl('wakes', '--limit', 'many')).code).toBe(2);
-    const tooMany = await client.callError(WOL_PATH, WOL, 'GetWakeHistory', 'u', [20000]);
+    const tooMany = await fx.client.callError(WOL_PATH, WOL, 'GetWakeHistory', 'u', [20000]);
     expect(tooMany.type).toBe('org.vigil.Vigil1.Error.InvalidArgument');
   }, 60000);
 
-  const counters = async () => ({
-    seen: Number(await client.get(WOL_PATH, WOL, 'FramesSeen')),
-    malformed: Number(await client.get(WOL_PATH, WOL, 'FramesMalformed')),
-  });
+  const counters = () => frameCounters(fx.client);
 
   test('a flood of 100,000 random and malformed IPv6, ICMPv6 and ARP frames at a proxying daemon', async () => {
     await sleepAgain();
     const before = await counters();
     const wakesBefore = wakes().length;
-    const flood = lan.spawn('stranger', process.execPath, [
-      INJECT,
-      'eth0',
-      'flood6',
-      '100000',
-      String(process.pid),
-      '100',
-      MAC.vigil,
-      IP.sleeper,
-      ULA.sleeper,
-    ]);
-    let output = '';
-    flood.stdout?.on('data', (d: Buffer) => (output += d.toString()));
-    const done = new Promise<number | null>((resolve) => flood.once('exit', resolve));
-    let finished = false;
-    void done.then(() => (finished = true));
     let answered = 0;
-    while (!finished) {
-      expect(await client.get(SLEEPY, HOST, 'Proxying')).toBe(true);
-      answered++;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    expect(await done).toBe(0);
-    const report = JSON.parse(output) as { sent: number; malformed: number };
+    const { code, report } = await flood(
+      fx.lan,
+      'stranger',
+      ['flood6', '100000', String(process.pid), '100', MAC.vigil, IP.sleeper, ULA.sleeper],
+      async () => {
+        expect(await fx.client.get(SLEEPY, HOST, 'Proxying')).toBe(true);
+        answered++;
+      },
+    );
+    expect(code).toBe(0);
     expect(answered).toBeGreaterThan(0);
-    let now = await counters();
-    for (;;) {
-      await new Promise((r) => setTimeout(r, 300));
-      const next = await counters();
-      if (next.seen === now.seen) break;
-      now = next;
-    }
+    const now = await settledCounters(fx.client);
     const malformed = now.malformed - before.malformed;
-    expect(malformed).toBeLessThanOrEqual(report.malformed);
-    expect(malformed).toBeGreaterThan(report.malformed / 10);
+    expect(malformed).toBeLessThanOrEqual(report!.malformed);
+    expect(malformed).toBeGreaterThan(report!.malformed / 10);
     expect(now.seen - before.seen).toBeGreaterThanOrEqual(malformed);
     expect(wakes().length).toBe(wakesBefore); // SYNs and datagrams to unlisted ports only
     expect(await get(SLEEPY, 'Proxying')).toBe(true);
-    expect(daemon.child.exitCode).toBeNull();
+    expect(fx.daemon.child.exitCode).toBeNull();
     // It still answers for the host.
     askForHost();
     await until(
@@ -609,10 +555,10 @@ describe('sleep proxy with real frames and real TCP', () => {
   test('a third machine claiming a proxied address: vigil stops answering for it and logs the conflict', async () => {
     expect(await get(SLEEPY, 'Proxying')).toBe(true);
     // The stranger takes the ULA for itself (as a DHCPv6 server might hand it out anew).
-    lan.addAddress('stranger', `${ULA.sleeper}/64`);
+    fx.lan.addAddress('stranger', `${ULA.sleeper}/64`);
     inject('stranger', [advertisement({ sourceMac: mac(MAC.stranger), target: ULA.sleeper })]);
     await until(
-      () => /address conflict: 02:00:00:00:05:04 advertises fd00::3/.test(daemon.output()),
+      () => /address conflict: 02:00:00:00:05:04 advertises fd00::3/.test(fx.daemon.output()),
       3000,
     );
     const mark = Date.now();
@@ -630,16 +576,16 @@ describe('sleep proxy with real frames and real TCP', () => {
     );
     expect(answers).toEqual([]);
     expect(await get(SLEEPY, 'Proxying')).toBe(true); // the other addresses still are
-    lan.exec('stranger', 'ip', ['-6', 'addr', 'del', `${ULA.sleeper}/64`, 'dev', 'eth0']);
+    fx.lan.exec('stranger', 'ip', ['-6', 'addr', 'del', `${ULA.sleeper}/64`, 'dev', 'eth0']);
   });
 
   test('with IP forwarding on, vigil does not take IPv4 addresses over (the kernel would route them)', async () => {
     oneFrame(); // the host is back for a moment, then sleeps with forwarding on at vigil
     await until(async () => (await get(SLEEPY, 'State')) === 'online', 3000);
-    lan.setSysctl('watcher', 'net.ipv4.ip_forward=1');
+    fx.lan.setSysctl('watcher', 'net.ipv4.ip_forward=1');
     try {
       await until(async () => (await get(SLEEPY, 'Proxying')) === true, 10000);
-      expect(daemon.output()).toMatch(
+      expect(fx.daemon.output()).toMatch(
         /sleep proxy for sleepy: not answering for 10\.9\.0\.3 \(IPv4 forwarding is on for eth0/,
       );
       askForHost();
@@ -647,7 +593,7 @@ describe('sleep proxy with real frames and real TCP', () => {
       expect(neighbour(IP.sleeper)).not.toBe(MAC.vigil);
       expect(forbiddenFromVigil()).toEqual([]);
     } finally {
-      lan.setSysctl('watcher', 'net.ipv4.ip_forward=0');
+      fx.lan.setSysctl('watcher', 'net.ipv4.ip_forward=0');
     }
     oneFrame();
     await until(async () => (await get(SLEEPY, 'State')) === 'online', 3000);
@@ -656,16 +602,16 @@ describe('sleep proxy with real frames and real TCP', () => {
   test('SIGKILL while proxying: the next start hands the addresses back; SIGTERM hands back before exit', async () => {
     await sleepAgain();
     expect(neighbour(IP.sleeper)).toBe(MAC.vigil);
-    daemon.child.kill('SIGKILL');
-    await daemon.stop();
+    fx.daemon.child.kill('SIGKILL');
+    await fx.daemon.stop();
     expect(neighbour(IP.sleeper)).toBe(MAC.vigil); // nobody told the LAN
-    daemon = await startVigil(lan, 'watcher', bus.address, stateDir, configFile);
+    await fx.restart();
     await until(
       () => neighbour(IP.sleeper) === MAC.sleeper && neighbour(ULA.sleeper) === MAC.sleeper,
       3000,
-      () => `${neighbour(IP.sleeper)} ${neighbour(ULA.sleeper)}\n${daemon.output()}`,
+      () => `${neighbour(IP.sleeper)} ${neighbour(ULA.sleeper)}\n${fx.daemon.output()}`,
     );
-    expect(daemon.output()).toMatch(
+    expect(fx.daemon.output()).toMatch(
       /handed 10\.9\.0\.3 back to sleepy \(02:00:00:00:05:03\), taken over before vigil last stopped/,
     );
     // The link-local address it learned while awake came back from the state database.
@@ -674,25 +620,25 @@ describe('sleep proxy with real frames and real TCP', () => {
     await until(async () => (await get(SLEEPY, 'Proxying')) === true, 10000);
     await until(() => neighbour(IP.sleeper) === MAC.vigil, 3000);
     const stopping = Date.now();
-    await daemon.stop();
+    await fx.daemon.stop();
     expect(Date.now() - stopping).toBeLessThan(5000);
     expect(neighbour(IP.sleeper)).toBe(MAC.sleeper);
     expect(neighbour(ULA.sleeper)).toBe(MAC.sleeper);
-    daemon = await startVigil(lan, 'watcher', bus.address, stateDir, configFile);
-    expect(daemon.output()).not.toMatch(/taken over before vigil last stopped/);
+    await fx.restart();
+    expect(fx.daemon.output()).not.toMatch(/taken over before vigil last stopped/);
   }, 60000);
 
   test('a reload that turns proxy off hands back; turning it on again takes over', async () => {
     const reload = async (text: string) => {
-      fs.writeFileSync(configFile, text);
-      await client.call('/org/vigil/Vigil1', 'org.vigil.Vigil1.Daemon', 'Reload');
+      fs.writeFileSync(fx.configFile, text);
+      await fx.client.call('/org/vigil/Vigil1', 'org.vigil.Vigil1.Daemon', 'Reload');
     };
     await until(async () => (await get(SLEEPY, 'Proxying')) === true, 10000);
     await until(() => neighbour(IP.sleeper) === MAC.vigil, 3000);
-    const changes = await client.subscribe({ path: SLEEPY, member: 'PropertiesChanged' });
-    await reload(config().replace('proxy = yes', 'proxy = no'));
+    const changes = await fx.client.subscribe({ path: SLEEPY, member: 'PropertiesChanged' });
+    await reload(config('no'));
     await until(() => neighbour(IP.sleeper) === MAC.sleeper, 2000);
-    expect(await client.getAll(SLEEPY, HOST)).toMatchObject({ Proxy: false, Proxying: false });
+    expect(await fx.client.getAll(SLEEPY, HOST)).toMatchObject({ Proxy: false, Proxying: false });
     const changed = changes.messages.map((m) => Object.keys(plain(m.body[1]) as object)).flat();
     expect(changed).toEqual(expect.arrayContaining(['Proxy', 'Proxying']));
     await reload(config());
@@ -704,38 +650,27 @@ describe('sleep proxy with real frames and real TCP', () => {
 describe('a switch that snoops MLD', () => {
   test('vigil joins the solicited-node groups of the watched addresses, so their NS reach it', async () => {
     const lan = new Lan(`vm${process.pid}`, { mldSnooping: true });
-    const bus = await startPrivateBus();
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-mld-'));
-    let daemon: VigilProcess | undefined;
-    let client: TestClient | undefined;
+    const nodes: [string, string, string[]][] = [
+      ['watcher', MAC.vigil, [`${ULA.vigil}/64`]],
+      ['requester', MAC.requester, [`${ULA.requester}/64`]],
+      // Its addresses share their last 24 bits, so their solicited-node groups, with the
+      // host's and with an unwatched address: the switch learns those groups at its port.
+      ['twin', MAC.stranger, ['fd01::20/64', 'fd01::21/64']],
+    ];
+    for (const [name, m, cidr6] of nodes) lan.addNode({ name, mac: m, ipv6: true, cidr6 });
+    lan.addNode({ name: 'router', mac: '02:00:00:00:05:99' });
+    const scenario = await startWolScenario({
+      lan,
+      name: 'vigil-mld-',
+      captureOn: 'watcher',
+      config: `[host:plain6]\nip = 10.9.0.20\nip6 = fd00::20\nmac = ${MAC.plain}\ninterface = eth0\ntimeout = 1\ncooldown = 0\n`,
+    });
+    const { client, pcapFile } = scenario;
     try {
-      const nodes: [string, string, string[]][] = [
-        ['watcher', MAC.vigil, [`${ULA.vigil}/64`]],
-        ['requester', MAC.requester, [`${ULA.requester}/64`]],
-        // Its addresses share their last 24 bits, so their solicited-node groups, with the
-        // host's and with an unwatched address: the switch learns those groups at its port.
-        ['twin', MAC.stranger, ['fd01::20/64', 'fd01::21/64']],
-      ];
-      for (const [name, m, cidr6] of nodes) lan.addNode({ name, mac: m, ipv6: true, cidr6 });
-      lan.addNode({ name: 'router', mac: '02:00:00:00:05:99' });
-      const pcapFile = path.join(dir, 'vigil.pcap');
-      await capture(lan, 'watcher', pcapFile);
-      const config = path.join(dir, 'vigil.conf');
-      fs.writeFileSync(
-        config,
-        `[host:plain6]\nip = 10.9.0.20\nip6 = fd00::20\nmac = ${MAC.plain}\ninterface = eth0\ntimeout = 1\ncooldown = 0\n`,
-      );
-      daemon = await startVigil(lan, 'watcher', bus.address, path.join(dir, 'state'), config);
-      client = await TestClient.connect(bus.address);
-      const signals = await client.subscribe({ path: WOL_PATH, iface: WOL, member: 'WakeSent' });
-      await until(async () => (await client!.get(PLAIN, HOST, 'State')) === 'offline', 5000);
+      const signals = scenario.wakeSignals;
+      await until(async () => (await client.get(PLAIN, HOST, 'State')) === 'offline', 5000);
       // A querier appears; from now on the switch forwards each group to its members only.
-      lan.exec('router', process.execPath, [
-        INJECT,
-        'eth0',
-        'frames',
-        mldQuery(mac('02:00:00:00:05:99'), 'fe80::99').toString('hex'),
-      ]);
+      injectFrames(lan, 'router', [mldQuery(mac('02:00:00:00:05:99'), 'fe80::99')]);
       const members = (group: string): string =>
         execFileSync('bridge', ['-n', lan.switchNetns, 'mdb', 'show'], { encoding: 'utf8' })
           .split('\n')
@@ -753,13 +688,7 @@ describe('a switch that snoops MLD', () => {
       const ns = (target: string) =>
         solicitation({ sourceMac: mac(MAC.requester), source: ULA.requester, target });
       const mark = Date.now() * 1000;
-      lan.exec('requester', process.execPath, [
-        INJECT,
-        'eth0',
-        'frames',
-        ns('fd00::21').toString('hex'),
-        ns('fd00::20').toString('hex'),
-      ]);
+      injectFrames(lan, 'requester', [ns('fd00::21'), ns('fd00::20')]);
       const signal = await signals.waitFor((m) => m.member === 'WakeSent');
       expect(signal.body).toEqual(['plain6', MAC.plain, ULA.requester, 'ndp']);
       // The solicitation for the group vigil did not join never reached its wire.
@@ -768,11 +697,7 @@ describe('a switch that snoops MLD', () => {
         .map((r) => r.data.subarray(62, 78).toString('hex'));
       expect(seen).toEqual([ip6('fd00::20').toString('hex')]);
     } finally {
-      client?.close();
-      await daemon?.stop();
-      await bus.stop();
-      lan.destroy();
-      fs.rmSync(dir, { recursive: true, force: true });
+      await scenario.stop();
     }
   }, 60000);
 });

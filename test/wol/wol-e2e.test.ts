@@ -1,15 +1,24 @@
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { Message } from '../../src/bus/wire/message';
-import { startPrivateBus, type PrivateBus } from '../helpers/bus';
-import { TestClient, plain, variant, type SignalLog } from '../helpers/client';
-import { Lan } from '../helpers/netns';
-import { CtlProcess, isolatedEnv, runCtl } from '../cli/run';
-import { capture, magicPayload, readPcap } from './pcap';
-import { INJECT, startVigil, until, type VigilProcess } from './vigil-process';
-import { arpFrame } from '../../src/wol/packets';
 import { parseIpv4, parseMac } from '../../src/wol/addresses';
+import { arpFrame } from '../../src/wol/packets';
+import { CtlProcess, isolatedEnv, runCtl } from '../cli/run';
+import { plain, variant, type SignalLog } from '../helpers/client';
+import { Lan } from '../helpers/netns';
+import { magicPayload, readPcap } from '../helpers/pcap';
+import { until } from '../helpers/wait';
+import {
+  configText,
+  flood,
+  frameCounters,
+  HOST_IFACE as HOST,
+  injectFrames,
+  INJECT,
+  settledCounters,
+  startWolScenario,
+  useWolScenario,
+  WOL_IFACE as WOL,
+  WOL_PATH,
+} from '../helpers/wol';
 
 /**
  * The Wake-on-LAN watcher end to end with real packets: a LAN of network namespaces behind a
@@ -17,9 +26,6 @@ import { parseIpv4, parseMac } from '../../src/wol/addresses';
  * namespace, a private dbus-daemon, and tcpdump on the sleeping host's wire as the witness.
  */
 
-const WOL = 'org.vigil.Vigil1.WakeOnLan';
-const HOST = 'org.vigil.Vigil1.Host';
-const WOL_PATH = '/org/vigil/Vigil1/WakeOnLan';
 const SLEEPY_PATH = '/org/vigil/Vigil1/Hosts/sleepy';
 
 const MAC = {
@@ -36,87 +42,51 @@ function sendTraffic(lan: Lan, node: string, ip: string): void {
   lan.exec(node, 'bash', ['-c', `echo wake-up > /dev/udp/${ip}/7`]);
 }
 
-function inject(lan: Lan, node: string, frames: Buffer[]): void {
-  lan.exec(node, process.execPath, [
-    INJECT,
-    'eth0',
-    'frames',
-    ...frames.map((f) => f.toString('hex')),
-  ]);
-}
-
 const ip4 = (s: string) => parseIpv4(s)!;
 const mac = (s: string) => parseMac(s)!;
 
 describe('Wake-on-LAN watcher with real packets', () => {
-  const tag = `vw${process.pid}`;
-  let lan: Lan;
-  let bus: PrivateBus;
-  let daemon: VigilProcess;
-  let client: TestClient;
-  let wakeSignals: SignalLog;
-  let hostSignals: SignalLog;
-  let dir: string;
-  let pcapFile: string;
-  let configFile: string;
-  let stateDir: string;
-
-  const magicPackets = () =>
-    readPcap(pcapFile)
-      .map((r) => ({ ...r, magic: magicPayload(r.data) }))
-      .filter((r) => r.magic !== undefined);
-  const wakesSent = async () => Number(await client.get(WOL_PATH, WOL, 'WakesSent'));
-  const hostState = async () => String(await client.get(SLEEPY_PATH, HOST, 'State'));
-  const isWakeSent = (m: Message) => m.member === 'WakeSent';
-
-  beforeAll(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-wol-e2e-'));
-    pcapFile = path.join(dir, 'wire.pcap');
-    configFile = path.join(dir, 'vigil.conf');
-    stateDir = path.join(dir, 'state');
-    fs.writeFileSync(
-      configFile,
-      [
-        '[wol]',
-        'ethernet_frame = yes',
-        '[host:sleepy]',
-        `ip = ${SLEEPER_IP}`,
-        `mac = ${MAC.sleeper}`,
-        'interface = eth0',
-        'onlyfrom = 10.9.0.2',
-        'timeout = 3',
-        'cooldown = 8',
-      ].join('\n'),
-    );
-    lan = new Lan(tag);
+  const fx = useWolScenario(`vw${process.pid}`, (lan) => {
     lan.addNode({ name: 'watcher', mac: MAC.watcher, cidr: '10.9.0.1/24' });
     lan.addNode({ name: 'requester', mac: MAC.requester, cidr: '10.9.0.2/24' });
     lan.addNode({ name: 'sleeper', mac: MAC.sleeper }); // asleep: no address, answers nothing
     lan.addNode({ name: 'stranger', mac: MAC.stranger, cidr: '10.9.0.4/24' });
+    return {
+      name: 'vigil-wol-e2e-',
+      captureOn: 'sleeper',
+      config: configText({
+        wol: { ethernet_frame: 'yes' },
+        'host:sleepy': {
+          ip: SLEEPER_IP,
+          mac: MAC.sleeper,
+          interface: 'eth0',
+          onlyfrom: '10.9.0.2',
+          timeout: 3,
+          cooldown: 8,
+        },
+      }),
+    };
+  });
+  let hostSignals: SignalLog;
 
-    await capture(lan, 'sleeper', pcapFile);
+  const magicPackets = () =>
+    readPcap(fx.pcapFile)
+      .map((r) => ({ ...r, magic: magicPayload(r.data) }))
+      .filter((r) => r.magic !== undefined);
+  const wakesSent = async () => Number(await fx.client.get(WOL_PATH, WOL, 'WakesSent'));
+  const hostState = async () => String(await fx.client.get(SLEEPY_PATH, HOST, 'State'));
+  const isWakeSent = (m: Message) => m.member === 'WakeSent';
 
-    bus = await startPrivateBus();
-    daemon = await startVigil(lan, 'watcher', bus.address, stateDir, configFile);
-    client = await TestClient.connect(bus.address);
-    wakeSignals = await client.subscribe({ path: WOL_PATH, iface: WOL, member: 'WakeSent' });
-    hostSignals = await client.subscribe({ path: SLEEPY_PATH, member: 'PropertiesChanged' });
-  }, 60000);
-
-  afterAll(async () => {
-    client?.close();
-    await daemon?.stop();
-    await bus?.stop();
-    lan?.destroy();
-    if (dir && !process.env.VIGIL_KEEP_TEST_FILES) fs.rmSync(dir, { recursive: true, force: true });
+  beforeAll(async () => {
+    hostSignals = await fx.client.subscribe({ path: SLEEPY_PATH, member: 'PropertiesChanged' });
   });
 
   test('the watcher is available, watches eth0 and exports the configured host', async () => {
-    expect(await client.get(WOL_PATH, WOL, 'Available')).toBe(true);
-    expect(await client.get(WOL_PATH, WOL, 'Interfaces')).toEqual(['eth0']);
-    const [hosts] = await client.call(WOL_PATH, WOL, 'ListHosts');
+    expect(await fx.client.get(WOL_PATH, WOL, 'Available')).toBe(true);
+    expect(await fx.client.get(WOL_PATH, WOL, 'Interfaces')).toEqual(['eth0']);
+    const [hosts] = await fx.client.call(WOL_PATH, WOL, 'ListHosts');
     expect(hosts).toEqual([SLEEPY_PATH]);
-    const props = await client.getAll(SLEEPY_PATH, HOST);
+    const props = await fx.client.getAll(SLEEPY_PATH, HOST);
     expect(props).toMatchObject({
       Name: 'sleepy',
       Mac: MAC.sleeper,
@@ -132,18 +102,18 @@ describe('Wake-on-LAN watcher with real packets', () => {
 
   test('an ARP request from an allowed requester wakes the sleeping host exactly once', async () => {
     const before = await wakesSent();
-    sendTraffic(lan, 'requester', SLEEPER_IP);
-    const signal = await wakeSignals.waitFor(isWakeSent);
+    sendTraffic(fx.lan, 'requester', SLEEPER_IP);
+    const signal = await fx.wakeSignals.waitFor(isWakeSent);
     expect(signal.body).toEqual(['sleepy', MAC.sleeper, '10.9.0.2', 'arp']);
     // The requester's kernel keeps asking (3 tries, 1 s apart), and we ask once more by hand:
     // all inside the 8 s cooldown, so nothing more is sent.
     await new Promise((r) => setTimeout(r, 2500));
-    sendTraffic(lan, 'requester', SLEEPER_IP);
+    sendTraffic(fx.lan, 'requester', SLEEPER_IP);
     await new Promise((r) => setTimeout(r, 500));
     expect(await wakesSent()).toBe(before + 1);
-    expect(wakeSignals.count(isWakeSent)).toBe(1);
+    expect(fx.wakeSignals.count(isWakeSent)).toBe(1);
 
-    const records = readPcap(pcapFile);
+    const records = readPcap(fx.pcapFile);
     const requests = records.filter(
       (r) =>
         r.data.readUInt16BE(12) === 0x0806 &&
@@ -163,8 +133,8 @@ describe('Wake-on-LAN watcher with real packets', () => {
     // The magic packet follows the first request on the wire.
     expect(magic[0].timeUs).toBeGreaterThanOrEqual(requests[0].timeUs);
 
-    await until(async () => (await client.get(SLEEPY_PATH, HOST, 'WakeCount')) === 1);
-    expect(Number(await client.get(SLEEPY_PATH, HOST, 'LastWake'))).toBeGreaterThan(0);
+    await until(async () => (await fx.client.get(SLEEPY_PATH, HOST, 'WakeCount')) === 1);
+    expect(Number(await fx.client.get(SLEEPY_PATH, HOST, 'LastWake'))).toBeGreaterThan(0);
     const states = hostSignals.messages
       .map((m) => plain(m.body[1]) as Record<string, unknown>)
       .filter((p) => p.State !== undefined)
@@ -174,14 +144,14 @@ describe('Wake-on-LAN watcher with real packets', () => {
 
   test('strangers, gratuitous ARP, probes and replies wake nothing; the next allowed request does', async () => {
     // Let the cooldown run out first, so only the rules below can stop a wake.
-    const lastWake = Number(await client.get(SLEEPY_PATH, HOST, 'LastWake')) / 1000;
+    const lastWake = Number(await fx.client.get(SLEEPY_PATH, HOST, 'LastWake')) / 1000;
     await until(() => Date.now() > lastWake + 8200, 12000);
     const before = await wakesSent();
-    const signalsBefore = wakeSignals.count(isWakeSent);
+    const signalsBefore = fx.wakeSignals.count(isWakeSent);
 
-    sendTraffic(lan, 'stranger', SLEEPER_IP); // not in OnlyFrom
+    sendTraffic(fx.lan, 'stranger', SLEEPER_IP); // not in OnlyFrom
     const requester = mac(MAC.requester);
-    inject(lan, 'requester', [
+    injectFrames(fx.lan, 'requester', [
       // gratuitous: sender IP = target IP
       arpFrame({
         op: 'request',
@@ -215,46 +185,46 @@ describe('Wake-on-LAN watcher with real packets', () => {
     ]);
     // Our crafted gratuitous ARP taught the watcher's kernel a false MAC for the sleeper (as any
     // gratuitous ARP updates an existing neighbour entry); forget it so its pings go out right.
-    lan.flushNeighbours('watcher');
+    fx.lan.flushNeighbours('watcher');
     // Frames are handled in wire order, so the one wake must be the last frame's.
-    const signal = await wakeSignals.waitFor(
-      (m) => isWakeSent(m) && wakeSignals.messages.indexOf(m) >= signalsBefore,
+    const signal = await fx.wakeSignals.waitFor(
+      (m) => isWakeSent(m) && fx.wakeSignals.messages.indexOf(m) >= signalsBefore,
     );
     expect(signal.body).toEqual(['sleepy', MAC.sleeper, '10.9.0.2', 'arp']);
     await new Promise((r) => setTimeout(r, 300));
     expect(await wakesSent()).toBe(before + 1);
     expect(magicPackets().filter((m) => m.magic!.via === 'udp')).toHaveLength(2);
-    expect(Number(await client.get(WOL_PATH, WOL, 'FramesMalformed'))).toBeGreaterThanOrEqual(1);
+    expect(Number(await fx.client.get(WOL_PATH, WOL, 'FramesMalformed'))).toBeGreaterThanOrEqual(1);
   });
 
   test('the woken host answering moves it waking → online with the wake time recorded', async () => {
     expect(await hostState()).toBe('waking');
-    const wokeAt = Number(await client.get(SLEEPY_PATH, HOST, 'LastWake'));
-    lan.addAddress('sleeper', `${SLEEPER_IP}/24`); // it "wakes up" and answers ARP from now on
+    const wokeAt = Number(await fx.client.get(SLEEPY_PATH, HOST, 'LastWake'));
+    fx.lan.addAddress('sleeper', `${SLEEPER_IP}/24`); // it "wakes up" and answers ARP from now on
     await until(async () => (await hostState()) === 'online', 5000);
-    const duration = Number(await client.get(SLEEPY_PATH, HOST, 'LastWakeDuration'));
+    const duration = Number(await fx.client.get(SLEEPY_PATH, HOST, 'LastWakeDuration'));
     expect(duration).toBeGreaterThan(0);
     expect(duration).toBeLessThan(5_000_000);
-    const lastSeen = Number(await client.get(SLEEPY_PATH, HOST, 'LastSeen'));
+    const lastSeen = Number(await fx.client.get(SLEEPY_PATH, HOST, 'LastSeen'));
     expect(lastSeen).toBeGreaterThanOrEqual(wokeAt);
     expect(
       hostSignals.messages.some((m) => (plain(m.body[1]) as { State?: string }).State === 'online'),
     ).toBe(true);
-    expect(daemon.output()).toMatch(/Waking sleepy \(02:00:00:00:01:03\) for 10\.9\.0\.2/);
-    expect(daemon.output()).toMatch(/sleepy \(10\.9\.0\.3\) is online, was waking/);
+    expect(fx.daemon.output()).toMatch(/Waking sleepy \(02:00:00:00:01:03\) for 10\.9\.0\.2/);
+    expect(fx.daemon.output()).toMatch(/sleepy \(10\.9\.0\.3\) is online, was waking/);
   });
 
   test('a host that falls silent goes offline after its timeout', async () => {
-    lan.exec('sleeper', 'ip', ['addr', 'flush', 'dev', 'eth0']); // back to sleep
+    fx.lan.exec('sleeper', 'ip', ['addr', 'flush', 'dev', 'eth0']); // back to sleep
     await until(async () => (await hostState()) === 'offline', 8000);
-    expect(daemon.output()).toMatch(
+    expect(fx.daemon.output()).toMatch(
       /sleepy \(10\.9\.0\.3\) is offline, was online: silent for 3 s/,
     );
   });
 
   test('hosts added over D-Bus are validated, woken by hand, removed, and persist', async () => {
     const add = (name: string, m: string, ip: string, options: Record<string, unknown> = {}) =>
-      client.call(WOL_PATH, WOL, 'AddHost', 'sssa{sv}', [name, m, ip, options]);
+      fx.client.call(WOL_PATH, WOL, 'AddHost', 'sssa{sv}', [name, m, ip, options]);
     const bad: [string, string, string, Record<string, unknown>][] = [
       ['nas', 'not-a-mac', '10.9.0.20', {}],
       ['nas', 'ff:ff:ff:ff:ff:ff', '10.9.0.20', {}],
@@ -270,7 +240,7 @@ describe('Wake-on-LAN watcher with real packets', () => {
       ['nas', '02:00:00:00:02:01', SLEEPER_IP, {}],
     ];
     for (const [name, m, ip, options] of bad) {
-      const err = await client
+      const err = await fx.client
         .call(WOL_PATH, WOL, 'AddHost', 'sssa{sv}', [name, m, ip, options])
         .then(
           () => ({ type: 'none' }),
@@ -289,7 +259,7 @@ describe('Wake-on-LAN watcher with real packets', () => {
       cooldown: variant('u', 0),
     });
     expect(nasPath).toBe('/org/vigil/Vigil1/Hosts/nas_2d1');
-    expect(await client.getAll(nasPath as string, HOST)).toMatchObject({
+    expect(await fx.client.getAll(nasPath as string, HOST)).toMatchObject({
       Name: 'nas-1',
       Mac: '02:00:00:00:02:01',
       Interface: 'eth0', // found from the subnet of its address
@@ -299,11 +269,11 @@ describe('Wake-on-LAN watcher with real packets', () => {
       State: 'unknown',
     });
 
-    const signalsBefore = wakeSignals.count(isWakeSent);
-    await client.call(nasPath as string, HOST, 'Wake');
-    await client.call(WOL_PATH, WOL, 'Wake', 's', ['02:00:00:00:09:09']); // nobody's MAC
-    await until(() => wakeSignals.count(isWakeSent) >= signalsBefore + 2);
-    const bodies = wakeSignals.messages
+    const signalsBefore = fx.wakeSignals.count(isWakeSent);
+    await fx.client.call(nasPath as string, HOST, 'Wake');
+    await fx.client.call(WOL_PATH, WOL, 'Wake', 's', ['02:00:00:00:09:09']); // nobody's MAC
+    await until(() => fx.wakeSignals.count(isWakeSent) >= signalsBefore + 2);
+    const bodies = fx.wakeSignals.messages
       .filter(isWakeSent)
       .slice(signalsBefore)
       .map((m) => m.body);
@@ -312,11 +282,11 @@ describe('Wake-on-LAN watcher with real packets', () => {
       ['', '02:00:00:00:09:09', '', 'manual'],
     ]);
     await until(() => magicPackets().some((m) => m.magic!.mac === '02:00:00:00:09:09'));
-    const notFound = await client.callError(WOL_PATH, WOL, 'Wake', 's', ['nobody']);
+    const notFound = await fx.client.callError(WOL_PATH, WOL, 'Wake', 's', ['nobody']);
     expect(notFound.type).toBe('org.vigil.Vigil1.Error.NotFound');
-    const invalid = await client.callError(WOL_PATH, WOL, 'Wake', 's', ['no body!']);
+    const invalid = await fx.client.callError(WOL_PATH, WOL, 'Wake', 's', ['no body!']);
     expect(invalid.type).toBe('org.vigil.Vigil1.Error.InvalidArgument');
-    const readOnly = await client.callError(
+    const readOnly = await fx.client.callError(
       nasPath as string,
       'org.freedesktop.DBus.Properties',
       'Set',
@@ -324,28 +294,27 @@ describe('Wake-on-LAN watcher with real packets', () => {
       [HOST, 'Timeout', variant('u', 5)],
     );
     expect(readOnly.type).toMatch(/Error/);
-    expect(await client.get(nasPath as string, HOST, 'Timeout')).toBe(60);
-    const configHost = await client.callError(WOL_PATH, WOL, 'RemoveHost', 's', ['sleepy']);
+    expect(await fx.client.get(nasPath as string, HOST, 'Timeout')).toBe(60);
+    const configHost = await fx.client.callError(WOL_PATH, WOL, 'RemoveHost', 's', ['sleepy']);
     expect(configHost.type).toBe('org.vigil.Vigil1.Error.NotSupported');
-    const missing = await client.callError(WOL_PATH, WOL, 'RemoveHost', 's', ['nobody']);
+    const missing = await fx.client.callError(WOL_PATH, WOL, 'RemoveHost', 's', ['nobody']);
     expect(missing.type).toBe('org.vigil.Vigil1.Error.NotFound');
     await add('gone', '02:00:00:00:02:02', '10.9.0.21');
-    await client.call(WOL_PATH, WOL, 'RemoveHost', 's', ['gone']);
+    await fx.client.call(WOL_PATH, WOL, 'RemoveHost', 's', ['gone']);
 
     // Restart: the D-Bus host comes back with its wake count; the removed one does not.
-    await daemon.stop();
-    daemon = await startVigil(lan, 'watcher', bus.address, stateDir, configFile);
-    const [hosts] = await client.call(WOL_PATH, WOL, 'ListHosts');
+    await fx.restart();
+    const [hosts] = await fx.client.call(WOL_PATH, WOL, 'ListHosts');
     expect((hosts as string[]).sort()).toEqual(['/org/vigil/Vigil1/Hosts/nas_2d1', SLEEPY_PATH]);
-    expect(await client.get(nasPath as string, HOST, 'WakeCount')).toBe(1);
-    expect(await client.get(nasPath as string, HOST, 'OnlyFrom')).toEqual(['10.9.0.0/24']);
-    expect(await client.get(SLEEPY_PATH, HOST, 'WakeCount')).toBe(2);
+    expect(await fx.client.get(nasPath as string, HOST, 'WakeCount')).toBe(1);
+    expect(await fx.client.get(nasPath as string, HOST, 'OnlyFrom')).toEqual(['10.9.0.0/24']);
+    expect(await fx.client.get(SLEEPY_PATH, HOST, 'WakeCount')).toBe(2);
   });
 
   test('vigilctl hosts, hosts add, hosts remove, wake and watch', async () => {
     const env = isolatedEnv();
-    const ctl = (...args: string[]) => runCtl(['--bus', bus.address, ...args], env);
-    const watch = new CtlProcess(['--bus', bus.address, 'watch'], env);
+    const ctl = (...args: string[]) => runCtl(['--bus', fx.bus.address, ...args], env);
+    const watch = new CtlProcess(['--bus', fx.bus.address, 'watch'], env);
     try {
       await watch.until((p) => p.stdout.includes('/Hosts/sleepy'), 'watch listing the hosts');
 
@@ -381,7 +350,7 @@ describe('Wake-on-LAN watcher with real packets', () => {
       );
 
       const woke = await ctl('wake', 'printer');
-      if (woke.code !== 0) console.log(woke.stderr, daemon.output().slice(-3000));
+      if (woke.code !== 0) console.log(woke.stderr, fx.daemon.output().slice(-3000));
       expect(woke).toMatchObject({ code: 0, stdout: 'magic packet sent to printer\n' });
       await watch.until((p) => /WakeSent.*printer/.test(p.stdout), 'WakeSent in watch');
       await watch.until(
@@ -413,14 +382,11 @@ describe('Wake-on-LAN watcher with real packets', () => {
     }
   });
 
-  const counters = async () => ({
-    seen: Number(await client.get(WOL_PATH, WOL, 'FramesSeen')),
-    malformed: Number(await client.get(WOL_PATH, WOL, 'FramesMalformed')),
-  });
+  const counters = () => frameCounters(fx.client);
   const quick = async (bits: number) =>
     String(
       (
-        await client.call(
+        await fx.client.call(
           '/org/vigil/Vigil1/RandomData',
           'org.vigil.Vigil1.RandomData',
           'quick',
@@ -436,7 +402,7 @@ describe('Wake-on-LAN watcher with real packets', () => {
     // 3,000 frames at 1 per millisecond: slow enough that the kernel's capture ring never drops
     // even on a busy 2-core machine (faster floods are the next test's business).
     const report = JSON.parse(
-      lan.exec('stranger', process.execPath, [INJECT, 'eth0', 'flood', '3000', '11', '1']),
+      fx.lan.exec('stranger', process.execPath, [INJECT, 'eth0', 'flood', '3000', '11', '1']),
     ) as { sent: number; malformed: number };
     let now = before;
     await until(
@@ -459,71 +425,48 @@ describe('Wake-on-LAN watcher with real packets', () => {
     const wakesBefore = await wakesSent();
     // As fast as the injector goes (100 per ms asked): the capture ring may drop some, which the
     // kernel does before we see them; what arrives must be counted and nothing may wake.
-    const flood = lan.spawn('stranger', process.execPath, [
-      INJECT,
-      'eth0',
-      'flood',
-      '100000',
-      String(process.pid),
-      '100',
-    ]);
-    let output = '';
-    flood.stdout?.on('data', (d: Buffer) => (output += d.toString()));
-    const done = new Promise<number | null>((resolve) => flood.once('exit', resolve));
     // D-Bus calls during the flood are answered.
     let answeredDuringFlood = 0;
-    let finished = false;
-    void done.then(() => (finished = true));
-    while (!finished) {
-      expect(await quick(32)).toMatch(/^\d+$/);
-      answeredDuringFlood++;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    expect(await done).toBe(0);
-    const report = JSON.parse(output) as { sent: number; malformed: number };
-    expect(report.sent).toBe(100000);
+    const { code, report } = await flood(
+      fx.lan,
+      'stranger',
+      ['flood', '100000', String(process.pid), '100'],
+      async () => {
+        expect(await quick(32)).toMatch(/^\d+$/);
+        answeredDuringFlood++;
+      },
+    );
+    expect(code).toBe(0);
+    expect(report!.sent).toBe(100000);
     expect(answeredDuringFlood).toBeGreaterThan(0);
     // Let the daemon drain its capture ring, then read the counters once they stop moving.
-    let now = await counters();
-    for (;;) {
-      await new Promise((r) => setTimeout(r, 300));
-      const next = await counters();
-      if (next.seen === now.seen) break;
-      now = next;
-    }
+    const now = await settledCounters(fx.client);
     const malformed = now.malformed - before.malformed;
     const seen = now.seen - before.seen;
-    expect(malformed).toBeLessThanOrEqual(report.malformed);
+    expect(malformed).toBeLessThanOrEqual(report!.malformed);
     // How many the kernel ring drops depends on the machine; a healthy daemon sees far more than this.
-    expect(malformed).toBeGreaterThan(report.malformed / 10);
+    expect(malformed).toBeGreaterThan(report!.malformed / 10);
     expect(seen).toBeGreaterThanOrEqual(malformed);
-    expect(seen).toBeLessThanOrEqual(report.sent + 100); // plus the odd ping
+    expect(seen).toBeLessThanOrEqual(report!.sent + 100); // plus the odd ping
     expect(await wakesSent()).toBe(wakesBefore);
     expect(await quick(64)).toMatch(/^\d+$/);
-    expect(await client.get(WOL_PATH, WOL, 'Available')).toBe(true);
-    expect(daemon.child.exitCode).toBeNull();
+    expect(await fx.client.get(WOL_PATH, WOL, 'Available')).toBe(true);
+    expect(fx.daemon.child.exitCode).toBeNull();
   }, 60000);
 });
 
 describe('Wake-on-LAN watcher without CAP_NET_RAW', () => {
   test('reports itself unavailable, logs why, and the rest of the daemon works', async () => {
     const lan = new Lan(`vu${process.pid}`);
-    const bus = await startPrivateBus();
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-wol-nocap-'));
-    let daemon: VigilProcess | undefined;
-    let client: TestClient | undefined;
+    lan.addNode({ name: 'watcher', mac: MAC.watcher, cidr: '10.9.0.1/24' });
+    const scenario = await startWolScenario({
+      lan,
+      name: 'vigil-wol-nocap-',
+      config: `[host:sleepy]\nip = ${SLEEPER_IP}\nmac = ${MAC.sleeper}\nproxy = yes\ntimeout = 1\n`,
+      wrap: ['setpriv', '--bounding-set=-net_raw'],
+    });
+    const { client, daemon } = scenario;
     try {
-      lan.addNode({ name: 'watcher', mac: MAC.watcher, cidr: '10.9.0.1/24' });
-      const config = path.join(dir, 'vigil.conf');
-      fs.writeFileSync(
-        config,
-        `[host:sleepy]\nip = ${SLEEPER_IP}\nmac = ${MAC.sleeper}\nproxy = yes\ntimeout = 1\n`,
-      );
-      daemon = await startVigil(lan, 'watcher', bus.address, path.join(dir, 'state'), config, [
-        'setpriv',
-        '--bounding-set=-net_raw',
-      ]);
-      client = await TestClient.connect(bus.address);
       expect(await client.get(WOL_PATH, WOL, 'Available')).toBe(false);
       expect(daemon.output()).toMatch(
         /Wake-on-LAN watcher unavailable: capturing ARP needs CAP_NET_RAW/,
@@ -531,7 +474,7 @@ describe('Wake-on-LAN watcher without CAP_NET_RAW', () => {
       expect(daemon.output()).toMatch(
         /Wake-on-LAN sleep proxy unavailable: answering for sleepy needs CAP_NET_RAW/,
       );
-      await until(async () => (await client!.get(SLEEPY_PATH, HOST, 'State')) === 'offline', 5000);
+      await until(async () => (await client.get(SLEEPY_PATH, HOST, 'State')) === 'offline', 5000);
       expect(await client.get(SLEEPY_PATH, HOST, 'Proxying')).toBe(false);
       // Hosts can still be listed and added, and a wake by hand still goes out over UDP.
       expect((await client.call(WOL_PATH, WOL, 'ListHosts'))[0]).toEqual([SLEEPY_PATH]);
@@ -546,11 +489,7 @@ describe('Wake-on-LAN watcher without CAP_NET_RAW', () => {
       );
       expect(String(digits)).toMatch(/^\d+$/);
     } finally {
-      client?.close();
-      await daemon?.stop();
-      await bus.stop();
-      lan.destroy();
-      fs.rmSync(dir, { recursive: true, force: true });
+      await scenario.stop();
     }
   }, 60000);
 });

@@ -52,6 +52,11 @@ export interface IncomingCall<T> {
   readonly header: MessageHeader;
   /** What `admit` said about the call (the server's route to its handler). */
   readonly token: T;
+  /**
+   * Decode the arguments now, when they are small enough to decode at once (throws BodyError);
+   * undefined when they must be decoded in slices with body().
+   */
+  bodyNow(): unknown[] | undefined;
   /** Decode the arguments, in slices when they are big; rejects with BodyError. */
   body(): Promise<unknown[]>;
 }
@@ -100,6 +105,8 @@ const DBUS_ERROR = 'org.freedesktop.DBus.Error.';
 
 /** A big body is decoded in slices of this many milliseconds, others served in between. */
 const SLICE_MS = 2;
+/** Bodies up to this size decode at once (well within a slice). */
+const DECODE_AT_ONCE_BYTES = 64 * 1024;
 
 interface PendingCall {
   resolve(m: Message): void;
@@ -255,11 +262,11 @@ export class BusConnection {
    * `timeoutMs`, a call unanswered by then rejects with NoReply (0 or none: wait for ever).
    */
   call(m: Omit<OutgoingMessage, 'type'>, options: { timeoutMs?: number } = {}): Promise<Message> {
+    const what = `${m.interface ?? ''}.${m.member ?? ''}`;
     return new Promise((resolve, reject) => {
-      const start = (): void => {
+      const go = (): void => {
         if (this.closedReason !== undefined) {
           reject(new DBusError(`${DBUS_ERROR}Disconnected`, this.closedReason));
-          this.startWaiting();
           return;
         }
         let serial: number;
@@ -274,24 +281,49 @@ export class BusConnection {
           this.startWaiting();
           return;
         }
-        const p: PendingCall = { resolve, reject, timer: undefined };
-        const ms = options.timeoutMs ?? 0;
-        if (ms > 0) {
-          p.timer = setTimeout(() => {
-            this.settle(serial);
-            reject(
-              new DBusError(
-                `${DBUS_ERROR}NoReply`,
-                `${m.interface ?? ''}.${m.member ?? ''} did not answer within ${ms / 1000} s`,
-              ),
-            );
-          }, ms);
-        }
-        this.pending.set(serial, p);
+        this.expectReply(serial, options.timeoutMs ?? 0, what, resolve, reject);
       };
-      if (this.pending.size < this.maxPendingCalls) start();
-      else this.waiting.push(start);
+      if (this.pending.size < this.maxPendingCalls) go();
+      else this.waiting.push(go);
     });
+  }
+
+  /**
+   * Write a method call made by hand (`serial` from nextSerial) and wait for its reply, like
+   * `call`: the fuzz test's raw client. A connection the bus drops for it rejects Disconnected.
+   */
+  callRaw(bytes: Buffer, serial: number, options: { timeoutMs?: number } = {}): Promise<Message> {
+    return new Promise((resolve, reject) => {
+      if (this.closedReason !== undefined) {
+        reject(new DBusError(`${DBUS_ERROR}Disconnected`, this.closedReason));
+        return;
+      }
+      this.expectReply(serial, options.timeoutMs ?? 0, `raw call ${serial}`, resolve, reject);
+      this.socket.write(bytes);
+    });
+  }
+
+  /** Wait for the reply to `serial` (NoReply after `timeoutMs`, when it is above 0). */
+  private expectReply(
+    serial: number,
+    timeoutMs: number,
+    what: string,
+    resolve: (m: Message) => void,
+    reject: (e: Error) => void,
+  ): void {
+    const p: PendingCall = { resolve, reject, timer: undefined };
+    if (timeoutMs > 0) {
+      p.timer = setTimeout(() => {
+        this.settle(serial);
+        reject(
+          new DBusError(
+            `${DBUS_ERROR}NoReply`,
+            `${what} did not answer within ${timeoutMs / 1000} s`,
+          ),
+        );
+      }, timeoutMs);
+    }
+    this.pending.set(serial, p);
   }
 
   /** Answer a call (nothing is sent when the caller asked for no reply). */
@@ -406,6 +438,19 @@ export class BusConnection {
       const call: IncomingCall<unknown> = {
         header: h,
         token: accepted.token,
+        bodyNow: () => {
+          if (h.bodyLength > DECODE_AT_ONCE_BYTES) return undefined;
+          let body: unknown[] = [];
+          this.decode(
+            h,
+            buf,
+            (values) => (body = values),
+            (why) => {
+              throw new BodyError(why);
+            },
+          );
+          return body;
+        },
         body: () =>
           new Promise((resolve, reject) =>
             this.decode(h, buf, resolve, (why) => reject(new BodyError(why))),

@@ -17,6 +17,9 @@ import { Variant } from './variant';
  */
 export class MarshalError extends Error {}
 
+/** Strings up to this long are tried as ASCII first. */
+const SHORT_STRING = 64;
+
 /** A growable buffer written in one byte order, aligned from its start. */
 export class WireWriter {
   private buf: Buffer;
@@ -43,7 +46,8 @@ export class WireWriter {
     const target = alignUp(this.pos, n);
     if (target === this.pos) return;
     this.room(target - this.pos);
-    this.buf.fill(0, this.pos, target);
+    const b = this.buf;
+    for (let i = this.pos; i < target; i++) b[i] = 0;
     this.pos = target;
   }
 
@@ -122,8 +126,26 @@ export class WireWriter {
 
   /** A string's bytes as UTF-8 (JavaScript strings always encode to valid UTF-8). */
   utf8(s: string): number {
+    const len = s.length;
+    if (len <= SHORT_STRING) {
+      // Short ASCII strings (nearly every name and most values) byte by byte: cheaper than
+      // Buffer.write's call into C++.
+      this.room(len);
+      const b = this.buf;
+      const at = this.pos;
+      let i = 0;
+      for (; i < len; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        b[at + i] = c;
+      }
+      if (i === len) {
+        this.pos += len;
+        return len;
+      }
+    }
     // Three bytes per UTF-16 unit at most; long strings are measured instead of over-reserved.
-    this.room(s.length < 4096 ? s.length * 3 : Buffer.byteLength(s, 'utf8'));
+    this.room(len < 4096 ? len * 3 : Buffer.byteLength(s, 'utf8'));
     const n = this.buf.write(s, this.pos, 'utf8');
     this.pos += n;
     return n;

@@ -1,5 +1,6 @@
 import { marshalBody, MarshalError, WireWriter } from './marshal';
 import { isBusName, isErrorName, isInterfaceName, isMemberName, isObjectPath } from './names';
+import { FNV_OFFSET, fnvStep } from './intern';
 import { DecodeError, WireReader } from './reader';
 import { alignUp, parseSingleType } from './signature';
 import { BodyDecoder } from './unmarshal';
@@ -95,6 +96,20 @@ export function frameLengths(fixed: Buffer): { headerLength: number; bodyLength:
   return { headerLength, bodyLength };
 }
 
+/** The header fields of a message: what the fields array of its header says. */
+type HeaderFields = Pick<
+  MessageHeader,
+  | 'path'
+  | 'interface'
+  | 'member'
+  | 'errorName'
+  | 'replySerial'
+  | 'destination'
+  | 'sender'
+  | 'signature'
+  | 'unixFds'
+>;
+
 /**
  * Parse and validate a complete header (`buf` holds at least `headerLength` bytes). Unknown
  * field codes are skipped, as the specification asks; known ones must have their type, appear
@@ -106,22 +121,52 @@ export function parseHeader(buf: Buffer): MessageHeader {
   const le = buf[0] === 0x6c;
   const type = buf[1];
   if (type === 0) throw new DecodeError('message type 0');
-  const flags = buf[2];
   const serial = le ? buf.readUInt32LE(8) : buf.readUInt32BE(8);
   if (serial === 0) throw new DecodeError('serial 0');
   const fieldsEnd = FIXED_HEADER_BYTES + (le ? buf.readUInt32LE(12) : buf.readUInt32BE(12));
-  const r = new WireReader(buf, le, 0, headerLength);
-  r.pos = FIXED_HEADER_BYTES;
-  const seen = new Set<number>();
-  const h: {
-    -readonly [K in keyof MessageHeader]: MessageHeader[K];
-  } = {
+  const f = fieldsCache.lookup(buf, headerLength) ?? parseFields(buf, le, fieldsEnd, headerLength);
+  // Every field present from the start: one object shape for every header.
+  const h: MessageHeader = {
     littleEndian: le,
     type,
-    flags,
+    flags: buf[2],
     serial,
     bodyLength,
     headerLength,
+    path: f.path,
+    interface: f.interface,
+    member: f.member,
+    errorName: f.errorName,
+    replySerial: f.replySerial,
+    destination: f.destination,
+    sender: f.sender,
+    signature: f.signature,
+    unixFds: f.unixFds,
+  };
+  requireFields(h);
+  if (h.signature === '' && bodyLength !== 0) {
+    throw new DecodeError('a body without a signature');
+  }
+  return h;
+}
+
+function parseFields(
+  buf: Buffer,
+  le: boolean,
+  fieldsEnd: number,
+  headerLength: number,
+): HeaderFields {
+  const r = new WireReader(buf, le, 0, headerLength);
+  r.pos = FIXED_HEADER_BYTES;
+  let seen = 0;
+  const f: { -readonly [K in keyof HeaderFields]: HeaderFields[K] } = {
+    path: undefined,
+    interface: undefined,
+    member: undefined,
+    errorName: undefined,
+    replySerial: undefined,
+    destination: undefined,
+    sender: undefined,
     signature: '',
     unixFds: 0,
   };
@@ -143,53 +188,90 @@ export function parseHeader(buf: Buffer): MessageHeader {
     }
     if (code === 0) throw new DecodeError('header field code 0');
     if (sig !== expected) throw new DecodeError(`header field ${code} has type ${sig}`);
-    if (seen.has(code)) throw new DecodeError(`header field ${code} appears twice`);
-    seen.add(code);
+    if (seen & (1 << code)) throw new DecodeError(`header field ${code} appears twice`);
+    seen |= 1 << code;
     const value = r.basic(expected as 'o' | 's' | 'u' | 'g');
     switch (code) {
       case FIELD.PATH:
-        h.path = value as string;
+        f.path = value as string;
         break;
       case FIELD.INTERFACE:
         if (!isInterfaceName(value as string)) throw new DecodeError('invalid interface name');
-        h.interface = value as string;
+        f.interface = value as string;
         break;
       case FIELD.MEMBER:
         if (!isMemberName(value as string)) throw new DecodeError('invalid member name');
-        h.member = value as string;
+        f.member = value as string;
         break;
       case FIELD.ERROR_NAME:
         if (!isErrorName(value as string)) throw new DecodeError('invalid error name');
-        h.errorName = value as string;
+        f.errorName = value as string;
         break;
       case FIELD.REPLY_SERIAL:
         if (value === 0) throw new DecodeError('reply serial 0');
-        h.replySerial = value as number;
+        f.replySerial = value as number;
         break;
       case FIELD.DESTINATION:
         if (!isBusName(value as string)) throw new DecodeError('invalid destination');
-        h.destination = value as string;
+        f.destination = value as string;
         break;
       case FIELD.SENDER:
         if (!isBusName(value as string)) throw new DecodeError('invalid sender');
-        h.sender = value as string;
+        f.sender = value as string;
         break;
       case FIELD.SIGNATURE:
-        h.signature = value as string;
+        f.signature = value as string;
         break;
       case FIELD.UNIX_FDS:
-        h.unixFds = value as number;
+        f.unixFds = value as number;
         break;
     }
   }
   if (r.pos !== fieldsEnd) throw new DecodeError('header fields overrun their length');
   r.align(8);
-  requireFields(h);
-  if (h.signature === '' && bodyLength !== 0) {
-    throw new DecodeError('a body without a signature');
-  }
-  return h;
+  fieldsCache.store(buf, headerLength, f);
+  return f;
 }
+
+/**
+ * The fields of headers seen lately, by their bytes: a client's calls (and a bus's replies)
+ * repeat their fields byte for byte, serial and body length aside, which live in the fixed
+ * part. A hit is checked byte for byte; the table is cleared when full.
+ */
+class FieldsCache {
+  private readonly entries = new Map<number, { bytes: Buffer; fields: HeaderFields }>();
+
+  constructor(private readonly limit: number) {}
+
+  /** The bytes that decide the fields: the byte order mark, then the fields' length onwards. */
+  private key(buf: Buffer, headerLength: number): number {
+    let h = fnvStep(FNV_OFFSET, buf[0]);
+    for (let i = FIELDS_KEY_START; i < headerLength; i++) h = fnvStep(h, buf[i]);
+    return h;
+  }
+
+  lookup(buf: Buffer, headerLength: number): HeaderFields | undefined {
+    const hit = this.entries.get(this.key(buf, headerLength));
+    if (!hit || hit.bytes.length !== headerLength - FIELDS_KEY_START + 1) return undefined;
+    if (hit.bytes[0] !== buf[0]) return undefined;
+    for (let i = FIELDS_KEY_START; i < headerLength; i++) {
+      if (hit.bytes[i - FIELDS_KEY_START + 1] !== buf[i]) return undefined;
+    }
+    return hit.fields;
+  }
+
+  store(buf: Buffer, headerLength: number, fields: HeaderFields): void {
+    if (this.entries.size >= this.limit) this.entries.clear();
+    const bytes = Buffer.allocUnsafe(headerLength - FIELDS_KEY_START + 1);
+    bytes[0] = buf[0];
+    buf.copy(bytes, 1, FIELDS_KEY_START, headerLength);
+    this.entries.set(this.key(buf, headerLength), { bytes, fields: Object.freeze(fields) });
+  }
+}
+
+/** Where the fields' length starts in the fixed part; everything after it is the fields. */
+const FIELDS_KEY_START = 12;
+const fieldsCache = new FieldsCache(512);
 
 function requireFields(h: MessageHeader): void {
   const missing = (what: string): never => {

@@ -1,4 +1,5 @@
 import { isUtf8 } from 'node:buffer';
+import { FNV_OFFSET, fnvStep, internAscii } from './intern';
 import { isObjectPath } from './names';
 import { alignUp, isValidSignature, type BasicCode } from './signature';
 
@@ -145,12 +146,14 @@ export class WireReader {
     this.pos = end + 1;
     if (len < SHORT_STRING) {
       let ascii = true;
+      let hash = FNV_OFFSET;
       for (let i = start; i < end; i++) {
         const c = b[i];
         if (c === 0) throw new DecodeError('string contains a NUL byte');
         if (c >= 0x80) ascii = false;
+        hash = fnvStep(hash, c);
       }
-      if (ascii) return b.toString('latin1', start, end);
+      if (ascii) return internAscii(b, start, end, hash);
     }
     const bytes = b.subarray(start, end);
     if (len >= SHORT_STRING && bytes.indexOf(0) !== -1) {

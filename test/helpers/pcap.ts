@@ -1,7 +1,12 @@
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import type { Lan } from '../helpers/netns';
-import { until } from './vigil-process';
+import { until } from './wait';
+
+/**
+ * The witness of the network tests and benchmarks: tcpdump on a node's wire, the pcap file it
+ * writes, and what is found in the frames (magic packets, TCP SYNs).
+ */
 
 /** One record of a classic pcap file (what `tcpdump -w` writes). */
 export interface PcapRecord {
@@ -59,6 +64,24 @@ export function magicPayload(frame: Buffer): { mac: string; via: 'udp' | 'ethern
     if (!payload.subarray(6 + i * 6, 12 + i * 6).equals(mac)) return undefined;
   }
   return { mac: [...mac].map((b) => b.toString(16).padStart(2, '0')).join(':'), via };
+}
+
+/**
+ * A TCP SYN (ACK clear: someone opening a connection) to `port`, over IPv4 or IPv6 (without
+ * extension headers), or only over `family`.
+ */
+export function isTcpSyn(frame: Buffer, port: number, family?: 4 | 6): boolean {
+  const type = frame.readUInt16BE(12);
+  const v4 = type === 0x0800;
+  if (family === 4 ? !v4 : family === 6 ? type !== 0x86dd : !v4 && type !== 0x86dd) return false;
+  const tcp = v4 ? 14 + (frame[14] & 0x0f) * 4 : 54;
+  const protocol = v4 ? frame[23] : frame[20];
+  return (
+    protocol === 6 &&
+    frame.length >= tcp + 14 &&
+    frame.readUInt16BE(tcp + 2) === port &&
+    (frame[tcp + 13] & 0x12) === 0x02
+  );
 }
 
 /**
