@@ -26,15 +26,6 @@ export function thpMode(file = THP_SETTING): ThpMode {
 
 interface Libc {
   madvise(addr: Address, length: number, advice: number): number;
-  mmap(
-    addr: Address,
-    length: number,
-    prot: number,
-    flags: number,
-    fd: number,
-    off: number,
-  ): unknown;
-  munmap(addr: Address, length: number): number;
 }
 
 let loaded: Libc | undefined;
@@ -44,16 +35,9 @@ function libc(): Libc {
   const fn = <T>(decl: string): T => lib.func(decl) as unknown as T;
   loaded = {
     madvise: fn('int madvise(uintptr_t addr, size_t length, int advice)'),
-    mmap: fn(
-      'uintptr_t mmap(uintptr_t addr, size_t length, int prot, int flags, int fd, long off)',
-    ),
-    munmap: fn('int munmap(uintptr_t addr, size_t length)'),
   };
   return loaded;
 }
-
-const PROT_READ_WRITE = 0x3;
-const MAP_PRIVATE_ANONYMOUS = 0x22;
 
 /**
  * Ask for transparent huge pages on the 2 MiB-aligned inside of [start, start + length), the
@@ -64,27 +48,6 @@ export function adviseHugePages(start: Address, length: number): number {
   const to = Math.floor((start + length) / HUGE_PAGE) * HUGE_PAGE;
   if (to <= from) return 0;
   return libc().madvise(from, to - from, MADV_HUGEPAGE) === 0 ? to - from : 0;
-}
-
-/**
- * `bytes` (a multiple of 2 MiB) of fresh memory at a 2 MiB boundary, advised for transparent
- * huge pages before anything touches it; 0 if the kernel refuses the mapping.
- */
-export function mapHugeAligned(bytes: number): Address {
-  const raw = libc().mmap(0, bytes + HUGE_PAGE, PROT_READ_WRITE, MAP_PRIVATE_ANONYMOUS, -1, 0);
-  // MAP_FAILED ((void *) -1) is no safe integer: koffi hands it back as a bigint.
-  if (typeof raw !== 'number' || raw === 0) return 0;
-  const start = Math.ceil(raw / HUGE_PAGE) * HUGE_PAGE;
-  // Give back the slack on both sides, so the mapping is exactly the aligned part.
-  if (start > raw) libc().munmap(raw, start - raw);
-  const tail = raw + bytes + HUGE_PAGE - (start + bytes);
-  if (tail > 0) libc().munmap(start + bytes, tail);
-  adviseHugePages(start, bytes);
-  return start;
-}
-
-export function unmap(start: Address, bytes: number): void {
-  libc().munmap(start, bytes);
 }
 
 /**

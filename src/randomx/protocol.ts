@@ -16,8 +16,6 @@ export interface Binding {
   readonly dataset: Address;
   /** Try large pages for the VM scratchpad (silently skipped when none are free). */
   readonly largePages: boolean;
-  /** Without them, give the scratchpad a transparent huge page (see library-memory.ts). */
-  readonly transparentHugePages: boolean;
 }
 
 /** Word 0 of a job's control array (Int32Array over a SharedArrayBuffer), set by the engine. */

@@ -229,7 +229,6 @@ export class KeyResources {
       cache: resource.cache,
       dataset: mode === 'fast' ? resource.dataset : 0,
       largePages: this.options.largePages,
-      transparentHugePages: this.transparentHugePages,
     };
   }
 

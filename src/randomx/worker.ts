@@ -7,12 +7,7 @@ import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { workerData } from 'node:worker_threads';
 import { Flag, HASH_SIZE, native, type Address } from './native';
-import {
-  adviseCacheHugePages,
-  moveScratchpadToHugePage,
-  restoreScratchpad,
-  type MovedScratchpad,
-} from './library-memory';
+import { adviseCacheHugePages } from './library-memory';
 import {
   loadDataset,
   rest,
@@ -42,13 +37,10 @@ import {
 let vm: Address = 0;
 let vmSerial = -1;
 let vmMode = '';
-let movedScratchpad: MovedScratchpad | undefined;
 
 function bindVm(binding: Binding): Address {
   if (vm !== 0 && vmSerial === binding.serial && vmMode === binding.mode) return vm;
   const rx = native();
-  if (movedScratchpad) restoreScratchpad(movedScratchpad);
-  movedScratchpad = undefined;
   if (vm !== 0) rx.destroyVm(vm);
   vm = 0;
   vmSerial = -1;
@@ -56,13 +48,7 @@ function bindVm(binding: Binding): Address {
   let created = binding.largePages
     ? rx.createVm(flags | Flag.LARGE_PAGES, binding.cache, binding.dataset)
     : 0;
-  if (created === 0) {
-    created = rx.createVm(flags, binding.cache, binding.dataset);
-    if (created !== 0 && binding.transparentHugePages) {
-      const memory = binding.mode === 'fast' ? binding.dataset : binding.cache;
-      movedScratchpad = moveScratchpadToHugePage(created, memory);
-    }
-  }
+  if (created === 0) created = rx.createVm(flags, binding.cache, binding.dataset);
   if (created === 0) throw new Error('randomx_create_vm failed (out of memory?)');
   vm = created;
   vmSerial = binding.serial;
