@@ -36,17 +36,22 @@ function expandGroup(group: string, seen = new Map<string, Set<string>>()): Set<
   return calls;
 }
 
-/** The calls the unit allows: the union of its allow lines minus the union of its `~` lines. */
+/**
+ * The calls the unit allows, as systemd(5) reads its lines in order: the first decides the
+ * default (here an allow list), then each allow line adds its calls and each `~` line
+ * removes its calls, so a later allow line puts back a call an earlier `~` line removed.
+ */
 function unitSyscallAllowList(unitText: string): Set<string> {
   const allowed = new Set<string>();
-  const denied = new Set<string>();
   for (const match of unitText.matchAll(/^SystemCallFilter=(~?)(.*)$/gm)) {
-    const target = match[1] === '~' ? denied : allowed;
+    const deny = match[1] === '~';
     for (const item of match[2].trim().split(/\s+/)) {
-      for (const call of item.startsWith('@') ? expandGroup(item) : [item]) target.add(call);
+      for (const call of item.startsWith('@') ? expandGroup(item) : [item]) {
+        if (deny) allowed.delete(call);
+        else allowed.add(call);
+      }
     }
   }
-  for (const call of denied) allowed.delete(call);
   return allowed;
 }
 
@@ -168,6 +173,14 @@ describe('the allow list of a unit', () => {
     expect(allowed.has('reboot')).toBe(false); // never in @system-service
     const spawned = spawnSync('systemd-analyze', ['syscall-filter', '@no-such-group']);
     expect(spawned.status).not.toBe(0);
+  });
+
+  test('a later allow line puts one call back: the unit gives setpriority, not the rest of @resources', () => {
+    const allowed = unitSyscallAllowList(fs.readFileSync(UNIT, 'utf8'));
+    expect(allowed.has('setpriority')).toBe(true);
+    for (const call of ['setrlimit', 'sched_setscheduler', 'sched_setaffinity', 'ioprio_set']) {
+      expect(allowed.has(call)).toBe(false);
+    }
   });
 });
 

@@ -197,6 +197,38 @@ describe('vigild under systemd, installed by scripts/install', () => {
     expect(Number(fields.hashrate.data)).toBeGreaterThan(0);
   });
 
+  test('the unit’s system call filter lets a thread lower its own priority, and only that', () => {
+    // The RandomX background worker runs at a higher nice value. systemd reads the unit's
+    // SystemCallFilter= lines in order, so the last one gives setpriority back from @resources:
+    // run as the unit runs (its filter lines, the user vigil), with and without that line.
+    const unit = container.ok(['systemctl', 'cat', 'vigild']);
+    const lines = unit.match(/^SystemCallFilter=.*$/gm) ?? [];
+    expect(lines.at(-1)).toBe('SystemCallFilter=setpriority');
+    const niceAs = (filter: string[], value: number): ReturnType<Container['run']> =>
+      container.run([
+        'systemd-run',
+        '--wait',
+        '--pipe',
+        '--quiet',
+        '-p',
+        'User=vigil',
+        '-p',
+        'SystemCallErrorNumber=EPERM',
+        ...filter.flatMap((line) => ['-p', line]),
+        NODE,
+        '-e',
+        `const os = require('os'); os.setPriority(${value}); console.log(os.getPriority())`,
+      ]);
+    const lowered = niceAs(lines, 10);
+    expect(lowered.stderr).toBe('');
+    expect(lowered.stdout.trim()).toBe('10');
+    // Raising it stays refused (no CAP_SYS_NICE), and without the last line so is lowering.
+    expect(niceAs(lines, -5).status).not.toBe(0);
+    const refused = niceAs(lines.slice(0, -1), 10);
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toMatch(/EPERM|not permitted/);
+  });
+
   test('WakeOnLan.Available is true, and a wake reaches the wire of the container’s LAN', async () => {
     expect(
       container

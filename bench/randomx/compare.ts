@@ -9,12 +9,20 @@
  *
  * Prints a Markdown table for BENCHMARKS.md and writes bench/out/randomx.json.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import fs from 'node:fs';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { connectionPid, startPrivateBus } from '../../test/helpers/bus';
-import { OUT, median, report, runBench } from './common';
+import {
+  buildReference,
+  cpuSeconds,
+  median,
+  report,
+  runBench,
+  runRxref,
+  rxrefField,
+  withReservedPages,
+} from './common';
 import { TestClient, plain, variant } from '../../test/helpers/client';
 import {
   RX_IFACE,
@@ -45,51 +53,26 @@ interface Run {
   cost?: ProgressCost;
 }
 
-function buildReference(source: string): string {
-  fs.mkdirSync(OUT, { recursive: true });
-  const binary = path.join(OUT, 'rxref');
-  execFileSync('cc', ['-O2', '-o', binary, source, '-lrandomx', '-lpthread']);
-  return binary;
-}
-
-const HUGEPAGES = '/proc/sys/vm/nr_hugepages';
-/** The issue's yardstick: 1200 pages of 2 MiB reserved, enough for the dataset and the VMs. */
-const RESERVED_PAGES = 1200;
-
-/** Run `fn` with RESERVED_PAGES huge pages reserved, then put the old count back. */
-function withReservedPages<T>(fn: () => T): T {
-  const before = fs.readFileSync(HUGEPAGES, 'utf8').trim();
-  fs.writeFileSync(HUGEPAGES, String(RESERVED_PAGES));
-  try {
-    return fn();
-  } finally {
-    fs.writeFileSync(HUGEPAGES, before);
-  }
-}
-
-function runReference(
+async function runReference(
   binary: string,
   mode: 'light' | 'fast',
   threads: number,
   nonces: number,
   largePages = false,
-): Run {
+): Promise<Run> {
   const args = ['--threads', String(threads), '--nonces', String(nonces)];
   if (mode === 'fast') args.unshift('--full');
   if (largePages) args.unshift('--largepages');
-  const out = largePages
-    ? withReservedPages(() => execFileSync(binary, args, { encoding: 'utf8' }))
-    : execFileSync(binary, args, { encoding: 'utf8' });
-  if (!/vector-1a \S+ ok/.test(out)) throw new Error(`reference failed its vector:\n${out}`);
-  const field = (name: string): number => Number(new RegExp(`${name}=([0-9.]+)`).exec(out)?.[1]);
+  const run = (): ReturnType<typeof runRxref> => runRxref(binary, args, threads);
+  const { output } = largePages ? await withReservedPages(run) : await run();
   return {
     who: largePages ? 'reference+largepages' : 'reference',
     mode,
     threads,
     nonces,
-    hps: field('hps'),
-    initSeconds: field('init_s'),
-    hashSeconds: field('hash_s'),
+    hps: rxrefField(output, 'hps'),
+    initSeconds: rxrefField(output, 'init_s'),
+    hashSeconds: rxrefField(output, 'hash_s'),
   };
 }
 
@@ -121,14 +104,6 @@ async function runVigil(
     initSeconds: r.init_seconds,
     hashSeconds: r.hash_seconds,
   };
-}
-
-/** CPU seconds (utime + stime) of a process, or of one of its threads. */
-function cpuSeconds(pid: number, tid?: number): number {
-  const file = tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`;
-  const stat = fs.readFileSync(file, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** The dbus-daemon's own pid, as the bus reports it for its driver name. */
@@ -228,7 +203,7 @@ async function main(): Promise<void> {
     // Interleaved in alternating order, so drift in the machine's load hits both sides alike.
     for (let i = 0; i < reps; i++) {
       const pair = [
-        async () => note(runReference(reference, 'light', threads, lightNonces)),
+        async () => note(await runReference(reference, 'light', threads, lightNonces)),
         async () => note(await runVigil(client, 'vigil', 'light', threads, lightNonces, KEY)),
       ];
       if (i % 2) pair.reverse();
@@ -256,9 +231,9 @@ async function main(): Promise<void> {
         daemon = await startRxDaemon(bus.address, tempDir('vigil-bench-state-'), config);
         // vigil with nothing reserved, against the reference with and without 1200 pages.
         const steps = [
-          async () => note(runReference(reference, 'fast', threads, fastNonces)),
+          async () => note(await runReference(reference, 'fast', threads, fastNonces)),
           async () => note(await runVigil(client, 'vigil', 'fast', threads, fastNonces, KEY)),
-          async () => note(runReference(reference, 'fast', threads, fastNonces, true)),
+          async () => note(await runReference(reference, 'fast', threads, fastNonces, true)),
         ];
         if (i % 2) steps.reverse();
         for (const step of steps) await step();

@@ -1,16 +1,21 @@
 /**
  * RandomX datasets across restarts and key switches, on one private bus, in one run:
  *
- *   - warm start: vigild started with a cached dataset, to the first hash of a fast Benchmark
- *     for that key (bar: at most 3 s), against a start that must build it;
- *   - key switch: Benchmark with next_key, the next dataset prepared in the background for at
- *     least one build-time: the gap from the last hash under the old key to the first under
- *     the new (bar: at most 1 s);
- *   - what a background cache write and a background next-key build cost the hash rate, each
- *     measured against the same work without it, interleaved.
+ *   - warm: vigild started with a cached dataset, to the first hash of a fast Benchmark for
+ *     that key (bar: at most 3 s), with where the time went (daemon start, the key's cache,
+ *     reading and checking the file, the first hash) and the daemon's CPU seconds; against a
+ *     start that must build the dataset (cold);
+ *   - switch: Benchmark with next_key on one hashing thread, the next dataset prepared in the
+ *     background for at least one build-time: the gap from the last hash under the old key to
+ *     the first under the new (bar: at most 1 s), and how long the preparation took;
+ *   - write, prepare: what a background cache write and a background next-key build cost the
+ *     hash rate, each measured against the same work without it, interleaved;
+ *   - busy (not run unless asked, 5-10 minutes): Benchmark with next_key on every hashing
+ *     thread, so the background build has no free core: how long it takes, and the rate
+ *     during it against the rate after.
  *
  *   npx tsc -p tsconfig.json && node dist/bench/randomx/datasets.js [--reps N] [--threads T]
- *     [--nonces N]
+ *     [--nonces N] [--parts warm,cold,switch,write,prepare,busy]
  *
  * Prints Markdown tables for BENCHMARKS.md and writes bench/out/randomx-datasets.json.
  */
@@ -26,6 +31,7 @@ import { TestClient, variant } from '../../test/helpers/client';
 import {
   RX_IFACE,
   RX_PATH,
+  processCpuSeconds,
   randomxConfig,
   startRxDaemon,
   tempDir,
@@ -77,125 +83,191 @@ async function untilLogged(daemon: RxDaemon, pattern: RegExp, from = 0): Promise
   }
 }
 
+const PARTS = ['warm', 'cold', 'switch', 'write', 'prepare', 'busy'] as const;
+type Part = (typeof PARTS)[number];
+const DEFAULT_PARTS = 'warm,cold,switch,write,prepare';
+
+/** The daemon's own account of a load: "loaded FILE in S s (read and checksummed ... )". */
+function loadBreakdown(output: string): Record<string, number> {
+  const lines = output.match(/dataset cache: loaded .*$/gm) ?? [];
+  const m =
+    /in ([\d.]+) s \(read and checksummed by \d+ workers in ([\d.]+) s, ([\d.]+) CPU s; the key's cache filled beside it in ([\d.]+) s; \d+ items recomputed in ([\d.]+) s/.exec(
+      lines.at(-1) ?? '',
+    );
+  if (!m) return {};
+  const [load, read, readCpu, cache, verify] = m.slice(1).map(Number);
+  return { load, read, readCpu, cache, verify };
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       reps: { type: 'string', default: '3' },
       threads: { type: 'string', default: '2' },
       nonces: { type: 'string', default: '8000' },
+      parts: { type: 'string', default: DEFAULT_PARTS },
     },
   });
   const reps = Number(values.reps);
   const threads = Number(values.threads);
   const nonces = Number(values.nonces);
+  const parts = new Set(values.parts.split(',') as Part[]);
+  for (const part of parts) if (!PARTS.includes(part)) throw new Error(`no part ${part}`);
   const bus = await startPrivateBus();
   const client = await TestClient.connect(bus.address);
   const cacheDir = tempDir('vigil-bench-cache-');
   const stateDir = tempDir('vigil-bench-state-');
   const config = randomxConfig(tempDir('vigil-bench-'), [`threads = ${threads}`]);
   const start = (): Promise<RxDaemon> => startRxDaemon(bus.address, stateDir, config, [], cacheDir);
-  const log: Record<string, unknown[]> = { warm: [], cold: [], switch: [], write: [], prepare: [] };
-  const say = (what: string, r: unknown): void => {
+  const log: Record<Part, Array<Record<string, unknown>>> = {
+    warm: [],
+    cold: [],
+    switch: [],
+    write: [],
+    prepare: [],
+    busy: [],
+  };
+  const say = (what: Part, r: Record<string, unknown>): void => {
     log[what].push(r);
     console.error(what, JSON.stringify(r));
   };
   let daemon = await start();
   try {
-    // Warm start: the key's dataset is in the cache directory; from spawn to first hash.
     const key = randomBytes(32);
-    await benchmark(client, 100, { key: variant('ay', key) });
-    await untilLogged(daemon, /dataset cache: saved /);
-    const firstHash = async (cold: boolean): Promise<void> => {
+    const file = path.join(cacheDir, datasetFileName(key));
+    if (parts.has('warm') || parts.has('cold')) {
+      await benchmark(client, 100, { key: variant('ay', key) });
+      await untilLogged(daemon, /dataset cache: saved /);
+    }
+    // From spawn to the first hash of a fast Benchmark for `key`, and where the time went.
+    const firstHash = async (part: 'warm' | 'cold', diskRead = false): Promise<void> => {
       await daemon.stop();
-      if (cold) fs.rmSync(cacheDir, { recursive: true, force: true });
+      if (part === 'cold') fs.rmSync(cacheDir, { recursive: true, force: true });
+      // The file read from the disk, not the page cache: drop its cached pages.
+      if (diskRead) execFileSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none']);
       const spawned = performance.now();
       daemon = await start();
-      const submitted = performance.now();
-      const r = await benchmark(client, 200, { key: variant('ay', key) });
+      const called = performance.now();
+      // A few hashes per thread only, so that the daemon's CPU at the end is what it took to
+      // get to the first one.
+      const r = await benchmark(client, 10 * threads, { key: variant('ay', key) });
       // The first hash is one hash-time (per worker) after initialisation ended.
       const oneHash = (Number(r.hash_seconds) * Number(r.threads)) / Number(r.nonces);
-      const seconds = (submitted - spawned) / 1000 + Number(r.init_seconds) + oneHash;
-      say(cold ? 'cold' : 'warm', { seconds, source: r.dataset_source, init: r.init_seconds });
+      const init = Number(r.init_seconds);
+      const seconds = (called - spawned) / 1000 + init + oneHash;
+      const cpu = processCpuSeconds(daemon.pid);
+      say(part, {
+        seconds,
+        diskRead,
+        source: r.dataset_source,
+        daemonStart: (called - spawned) / 1000,
+        init,
+        firstHash: oneHash,
+        cpuToFirstHash: cpu,
+        ...loadBreakdown(daemon.output()),
+      });
     };
-    for (let i = 0; i < reps; i++) {
-      await firstHash(false);
-      // The same from the disk, not the page cache.
-      execFileSync('dd', [
-        `if=${path.join(cacheDir, datasetFileName(key))}`,
-        'iflag=nocache',
-        'count=0',
-        'status=none',
-      ]);
-      const seconds = await firstHash(false);
-      (log.warm[log.warm.length - 1] as Record<string, unknown>).diskRead = true;
-      void seconds;
+    if (parts.has('warm')) {
+      for (let i = 0; i < reps; i++) {
+        await firstHash('warm');
+        await firstHash('warm', true);
+      }
     }
-    await firstHash(true);
-    await untilLogged(daemon, /dataset cache: saved /);
+    if (parts.has('cold')) {
+      await firstHash('cold');
+      await untilLogged(daemon, /dataset cache: saved /);
+    }
 
-    // Key switch: one thread hashes, so the background build of the next key (nice 19, one
-    // worker) has a core; Benchmark hashes on until it is ready, then switches.
-    for (let i = 0; i < reps; i++) {
+    // Key switch: one thread hashes, so the background build of the next key (one worker)
+    // has a core; Benchmark hashes on until it is ready, then switches.
+    const switchOnce = async (part: 'switch' | 'busy', hashing: number): Promise<void> => {
       const r = await benchmark(client, 2000, {
         key: variant('ay', key),
-        threads: variant('u', 1),
+        threads: variant('u', hashing),
         next_key: variant('ay', randomBytes(32)),
       });
-      say('switch', {
+      say(part, {
+        threads: hashing,
         switchSeconds: r.switch_seconds,
         prepareSeconds: r.next_prepare_seconds,
-        before: r.hashrate,
+        during: r.hashrate,
         after: r.next_hashrate,
+        ratio: Number(r.hashrate) / Number(r.next_hashrate),
       });
-    }
+    };
+    if (parts.has('switch')) for (let i = 0; i < reps; i++) await switchOnce('switch', 1);
 
     // A background cache write: a fresh key's build ends, its write starts, and the
     // benchmark hashes meanwhile; then the same key again, nothing written.
-    for (let i = 0; i < reps; i++) {
-      const fresh = randomBytes(32);
-      const mark = daemon.output().length;
-      const during = await benchmark(client, nonces, { key: variant('ay', fresh) });
-      const writing = !/dataset cache: saved /.test(daemon.output().slice(mark));
-      await untilLogged(daemon, /dataset cache: saved /, mark);
-      const after = await benchmark(client, nonces, { key: variant('ay', fresh) });
-      say('write', {
-        during: during.hashrate,
-        after: after.hashrate,
-        ratio: Number(during.hashrate) / Number(after.hashrate),
-        writeOutlastedHashing: writing,
-      });
+    if (parts.has('write')) {
+      for (let i = 0; i < reps; i++) {
+        const fresh = randomBytes(32);
+        const mark = daemon.output().length;
+        const during = await benchmark(client, nonces, { key: variant('ay', fresh) });
+        const writing = !/dataset cache: saved /.test(daemon.output().slice(mark));
+        await untilLogged(daemon, /dataset cache: saved /, mark);
+        const after = await benchmark(client, nonces, { key: variant('ay', fresh) });
+        say('write', {
+          during: during.hashrate,
+          after: after.hashrate,
+          ratio: Number(during.hashrate) / Number(after.hashrate),
+          writeOutlastedHashing: writing,
+        });
+      }
     }
 
     // A background next-key build: the same search with and without next_key, interleaved.
-    for (let i = 0; i < reps; i++) {
-      const pair = [
-        async () => ({
-          with: (await search(client, key, nonces, threads, randomBytes(32))).hashrate,
-        }),
-        async () => ({ without: (await search(client, key, nonces, threads)).hashrate }),
-      ];
-      if (i % 2) pair.reverse();
-      const r = Object.assign({}, await pair[0](), await pair[1]()) as Record<string, number>;
-      say('prepare', { ...r, ratio: r.with / r.without });
+    if (parts.has('prepare')) {
+      for (let i = 0; i < reps; i++) {
+        const pair = [
+          async () => ({
+            with: (await search(client, key, nonces, threads, randomBytes(32))).hashrate,
+          }),
+          async () => ({ without: (await search(client, key, nonces, threads)).hashrate }),
+        ];
+        if (i % 2) pair.reverse();
+        const r = Object.assign({}, await pair[0](), await pair[1]()) as Record<string, number>;
+        say('prepare', { ...r, ratio: r.with / r.without });
+      }
     }
+
+    // The background build with no core to spare: every hashing thread busy until it is done.
+    if (parts.has('busy')) await switchOnce('busy', threads);
   } finally {
     client.close();
     await daemon.stop();
     await bus.stop();
     fs.rmSync(cacheDir, { recursive: true, force: true });
   }
-  const col = (what: string, field: string): number[] =>
-    log[what].map((r) => Number((r as Record<string, unknown>)[field]));
+  const col = (what: Part, field: string, pick = (_: Record<string, unknown>) => true): number[] =>
+    log[what].filter(pick).map((r) => Number(r[field]));
+  const fixed = (xs: number[], digits: number): string =>
+    xs.length ? median(xs).toFixed(digits) : 'not run';
+  const percent = (xs: number[]): string =>
+    xs.length ? `${(median(xs) * 100).toFixed(1)}%` : 'not run';
+  const cached = (r: Record<string, unknown>): boolean => r.diskRead === false;
+  const fromDisk = (r: Record<string, unknown>): boolean => r.diskRead === true;
+  const warm = col('warm', 'seconds', cached);
   const rows = [
-    '| measure | median | runs | bar |',
-    '|---|---|---|---|',
-    `| warm start to first hash, file in the page cache (s) | ${median(col('warm', 'seconds').filter((_, i) => i % 2 === 0)).toFixed(2)} | ${reps} | ≤ 3 |`,
-    `| warm start to first hash, file read from the disk (s) | ${median(col('warm', 'seconds').filter((_, i) => i % 2 === 1)).toFixed(2)} | ${reps} | ≤ 3 |`,
-    `| cold start to first hash, dataset built (s) | ${median(col('cold', 'seconds')).toFixed(2)} | 1 | – |`,
-    `| key switch gap, next key prepared in the background (s) | ${median(col('switch', 'switchSeconds')).toFixed(3)} | ${reps} | ≤ 1 |`,
-    `| background preparation of the next key, 1 hashing thread (s) | ${median(col('switch', 'prepareSeconds')).toFixed(1)} | ${reps} | – |`,
-    `| H/s during a background cache write / after it | ${(median(col('write', 'ratio')) * 100).toFixed(1)}% | ${reps} | ≥ 95% |`,
-    `| H/s during a background next-key build / without | ${(median(col('prepare', 'ratio')) * 100).toFixed(1)}% | ${reps} | – |`,
+    '| measure | median | runs | bar | median / bar |',
+    '|---|---|---|---|---|',
+    `| warm start to first hash, file in the page cache (s) | ${fixed(warm, 2)} | ${warm.length} | ≤ 3 | ${warm.length ? (median(warm) / 3).toFixed(2) : '–'} |`,
+    `| warm start to first hash, file read from the disk (s) | ${fixed(col('warm', 'seconds', fromDisk), 2)} | ${col('warm', 'seconds', fromDisk).length} | ≤ 3 | – |`,
+    `| – of which daemon start, spawn to name on the bus (s) | ${fixed(col('warm', 'daemonStart', cached), 2)} | | | |`,
+    `| – of which the job's initialisation (s) | ${fixed(col('warm', 'init', cached), 2)} | | | |`,
+    `| – in it, file read and checksummed (s) | ${fixed(col('warm', 'read', cached), 2)} | | | |`,
+    `| – in it, the key's cache filled alongside (s) | ${fixed(col('warm', 'cache', cached), 2)} | | | |`,
+    `| – in it, items recomputed (s) | ${fixed(col('warm', 'verify', cached), 3)} | | | |`,
+    `| – of which the first hash (s) | ${fixed(col('warm', 'firstHash', cached), 3)} | | | |`,
+    `| daemon CPU seconds to the first hashes (all threads, from spawn) | ${fixed(col('warm', 'cpuToFirstHash', cached), 2)} | | | |`,
+    `| – of which reading and checksumming (CPU s) | ${fixed(col('warm', 'readCpu', cached), 2)} | | | |`,
+    `| cold start to first hash, dataset built (s) | ${fixed(col('cold', 'seconds'), 2)} | ${log.cold.length} | – | |`,
+    `| key switch gap, next key prepared in the background (s) | ${fixed(col('switch', 'switchSeconds'), 3)} | ${log.switch.length} | ≤ 1 | ${log.switch.length ? (median(col('switch', 'switchSeconds')) / 1).toFixed(3) : '–'} |`,
+    `| background preparation of the next key, 1 hashing thread (s) | ${fixed(col('switch', 'prepareSeconds'), 1)} | ${log.switch.length} | – | |`,
+    `| H/s during a background cache write / after it | ${percent(col('write', 'ratio'))} | ${log.write.length} | ≥ 95% | |`,
+    `| H/s during a background next-key build / without, ${threads} threads | ${percent(col('prepare', 'ratio'))} | ${log.prepare.length} | – | |`,
+    `| background preparation of the next key, ${threads} hashing threads (s) | ${fixed(col('busy', 'prepareSeconds'), 1)} | ${log.busy.length} | – | |`,
+    `| H/s during it / after the switch, ${threads} threads | ${percent(col('busy', 'ratio'))} | ${log.busy.length} | – | |`,
   ];
   report('randomx-datasets.json', log, rows);
 }

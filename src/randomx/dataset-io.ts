@@ -2,13 +2,23 @@
  * Dataset files, on the worker side: loading a file straight into a dataset's memory with a
  * checksum per segment, recomputing single items to compare them with what was loaded, and
  * writing a dataset out atomically (temporary file, fsync, rename, fsync of the directory).
+ *
+ * A segment moves in pieces of PIECE_BYTES, each checksummed right after it was read (or
+ * before it is written), while it is still in the CPU's cache: one pass over the memory
+ * instead of two.
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import koffi from 'koffi';
-import { HEADER_BYTES, SEGMENT_BYTES, encodeHeader, segmentCount } from './dataset-file';
+import {
+  HEADER_BYTES,
+  SEGMENT_BYTES,
+  SegmentChecksum,
+  encodeHeader,
+  newChecksumKey,
+  segmentCount,
+} from './dataset-file';
 import { DATASET_ITEM_SIZE, native, type Address } from './native';
 import {
   Control,
@@ -64,32 +74,60 @@ function readFully(fd: number, into: Uint8Array, position: number): number {
   return done;
 }
 
+/** Bytes moved and checksummed at a time: one huge page, small enough to stay in L2/L3. */
+const PIECE_BYTES = 2 * 1024 * 1024;
+
+/** CPU seconds this thread has used (utime + stime from /proc/thread-self/stat). */
+export function threadCpuSeconds(): number {
+  try {
+    const stat = fs.readFileSync('/proc/thread-self/stat', 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
 export function loadDataset(req: LoadDatasetRequest): LoadDatasetReply {
   const control = new Int32Array(req.control);
   const progress = new Int32Array(req.progress);
   const next = new Int32Array(req.next);
   const memory = native().datasetMemory(req.dataset);
   const segments = segmentCount(req.itemBytes, req.segmentBytes);
+  const cpu0 = threadCpuSeconds();
+  const t0 = performance.now();
   const fd = fs.openSync(req.path, 'r');
+  const finish = (completed: boolean, corrupt?: string): LoadDatasetReply => ({
+    completed,
+    corrupt,
+    seconds: (performance.now() - t0) / 1000,
+    cpuSeconds: threadCpuSeconds() - cpu0,
+  });
+  const stopAll = (corrupt: string): LoadDatasetReply => {
+    // The siblings stop too: the dataset will be built instead.
+    Atomics.store(control, 0, Control.STOP);
+    Atomics.notify(control, 0);
+    return finish(false, corrupt);
+  };
   try {
     for (;;) {
-      if (waitWhilePaused(control) !== Control.RUN) return { completed: false };
+      if (waitWhilePaused(control) !== Control.RUN) return finish(false);
       const segment = Atomics.add(next, 0, 1);
-      if (segment >= segments) return { completed: true };
+      if (segment >= segments) return finish(true);
       const offset = segment * req.segmentBytes;
       const bytes = Math.min(req.segmentBytes, req.itemBytes - offset);
       const into = view(memory + offset, bytes);
       const started = performance.now();
-      if (readFully(fd, into, HEADER_BYTES + offset) !== bytes) {
-        Atomics.store(control, 0, Control.STOP);
-        return { completed: false, corrupt: `the file is truncated (segment ${segment})` };
+      const checksum = new SegmentChecksum(req.checksumKey, segment);
+      for (let at = 0; at < bytes; at += PIECE_BYTES) {
+        const piece = into.subarray(at, Math.min(at + PIECE_BYTES, bytes));
+        if (readFully(fd, piece, HEADER_BYTES + offset + at) !== piece.length) {
+          return stopAll(`the file is truncated (segment ${segment})`);
+        }
+        checksum.update(piece);
       }
-      const digest = createHash('sha256').update(into).digest();
-      if (!digest.equals(req.digests[segment])) {
-        // The siblings stop too: the dataset will be built instead.
-        Atomics.store(control, 0, Control.STOP);
-        Atomics.notify(control, 0);
-        return { completed: false, corrupt: `segment ${segment} does not match its checksum` };
+      if (!checksum.digest().equals(req.digests[segment])) {
+        return stopAll(`segment ${segment} does not match its checksum`);
       }
       Atomics.add(progress, 0, bytes / DATASET_ITEM_SIZE);
       rest(control, started);
@@ -120,22 +158,28 @@ export function saveDataset(req: SaveDatasetRequest): SaveDatasetReply {
   let renamed = false;
   try {
     fs.writeSync(fd, Buffer.alloc(HEADER_BYTES), 0, HEADER_BYTES, 0);
+    const checksumKey = newChecksumKey();
     const digests: Buffer[] = [];
     for (let offset = 0; offset < req.itemBytes; offset += SEGMENT_BYTES) {
       if (Atomics.load(control, 0) === Control.CANCEL) return { saved: false };
       const started = performance.now();
       const segment = view(memory + offset, Math.min(SEGMENT_BYTES, req.itemBytes - offset));
-      let written = 0;
-      while (written < segment.length) {
-        written += fs.writeSync(
-          fd,
-          segment,
-          written,
-          segment.length - written,
-          HEADER_BYTES + offset + written,
-        );
+      const checksum = new SegmentChecksum(checksumKey, digests.length);
+      for (let at = 0; at < segment.length; at += PIECE_BYTES) {
+        const piece = segment.subarray(at, Math.min(at + PIECE_BYTES, segment.length));
+        checksum.update(piece);
+        let written = 0;
+        while (written < piece.length) {
+          written += fs.writeSync(
+            fd,
+            piece,
+            written,
+            piece.length - written,
+            HEADER_BYTES + offset + at + written,
+          );
+        }
       }
-      digests.push(createHash('sha256').update(segment).digest());
+      digests.push(checksum.digest());
       rest(control, started);
     }
     const header = encodeHeader({
@@ -143,6 +187,7 @@ export function saveDataset(req: SaveDatasetRequest): SaveDatasetReply {
       itemCount: req.itemBytes / DATASET_ITEM_SIZE,
       segmentBytes: SEGMENT_BYTES,
       keyHash: Buffer.from(req.keyHash),
+      checksumKey,
       segments: digests,
     });
     fs.writeSync(fd, header, 0, HEADER_BYTES, 0);

@@ -27,6 +27,8 @@ const TRANSIENT_IDLE_MS = 30_000;
 
 export class WorkerPool {
   private workers: Piscina | undefined;
+  /** Settles once every worker the pool started with is running (or gone). */
+  private online: Promise<void> = Promise.resolve();
   private readonly controls = new Set<JobControl>();
   private closed = false;
 
@@ -41,7 +43,8 @@ export class WorkerPool {
 
   private get pool(): Piscina {
     if (this.closed) throw new VigilError('Failed', 'the RandomX engine is shut down');
-    this.workers ??= new Piscina({
+    if (this.workers) return this.workers;
+    const workers = new Piscina({
       filename: this.options.file ?? WORKER_FILE,
       minThreads: this.options.transient ? 0 : this.size,
       maxThreads: this.size,
@@ -49,7 +52,28 @@ export class WorkerPool {
       concurrentTasksPerWorker: 1,
       workerData: { nice: this.options.nice ?? 0 },
     });
-    return this.workers;
+    // Listened to before the event loop turns, so no worker's start is missed.
+    this.online = Promise.all(
+      workers.threads.map(
+        (worker) =>
+          new Promise<void>((resolve) => {
+            worker.once('online', resolve);
+            worker.once('exit', resolve);
+          }),
+      ),
+    ).then(() => {});
+    this.workers = workers;
+    return workers;
+  }
+
+  /**
+   * Once the workers the pool starts with run: each reserves address space for its own V8
+   * heap when it starts, and a thread that cannot do so aborts the whole process. So a
+   * dataset that takes most of what is left is allocated only after them, and fails alone.
+   */
+  started(): Promise<void> {
+    void this.pool;
+    return this.online;
   }
 
   /** One request on one worker; a worker's failure becomes a Failed VigilError. */

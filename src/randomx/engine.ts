@@ -54,8 +54,14 @@ export interface EngineOptions {
   datasetCache?: number;
 }
 
-/** Nice value of the background worker: it yields to hashing almost entirely. */
-const BACKGROUND_NICE = 19;
+/**
+ * Nice value of the background worker (the conventional `nice` increment). Against a hashing
+ * thread at 0 on the same core, the scheduler gives it about a tenth of that core (weights 110
+ * against 1024): a job hashing on every core loses about 5 % of its rate while a next key's
+ * dataset is built (some 45 CPU-seconds: about 7 minutes on two busy cores), and a free core it
+ * takes whole. At 19 (a seventieth of a core) such a build took most of an hour.
+ */
+const BACKGROUND_NICE = 10;
 
 export class RandomXEngine extends EventEmitter implements JobRuntime {
   readonly threads: number;

@@ -42,10 +42,13 @@ export function hasRoomFor(bytes: number): boolean {
   return availableMemoryBytes() >= bytes + MEMORY_HEADROOM_BYTES;
 }
 
-/** Refuse a fast-mode dataset before allocating it when the memory is not there. */
-export function requireRoomForDataset(bytes: number): void {
+/**
+ * Refuse a fast-mode dataset before allocating it when the memory is not there, with
+ * `pendingBytes` allocated but not yet touched (so not yet counted) beside it.
+ */
+export function requireRoomForDataset(bytes: number, pendingBytes = 0): void {
   const available = availableMemoryBytes();
-  if (available < bytes + MEMORY_HEADROOM_BYTES) {
+  if (available < bytes + pendingBytes + MEMORY_HEADROOM_BYTES) {
     throw new VigilError(
       'Failed',
       `fast mode needs ${Math.ceil(mib(bytes))} MiB for its dataset but only ` +

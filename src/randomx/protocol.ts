@@ -26,19 +26,26 @@ export const Control = { RUN: 0, PAUSE: 1, STOP: 2, CANCEL: 3 } as const;
 /** Workers flush progress about this often, never per hash. */
 export const REPORT_INTERVAL_MS = 100;
 
-export interface InitCacheRequest {
-  op: 'initCache';
+/** Allocate a key's cache (filled by InitCacheRequest), so that it exists before a dataset. */
+export interface AllocCacheRequest {
+  op: 'allocCache';
   flags: number;
-  key: Uint8Array;
   largePages: boolean;
   /** Without reserved pages, advise the cache's memory for transparent huge pages. */
   transparentHugePages: boolean;
 }
-export interface InitCacheReply {
+export interface AllocCacheReply {
   cache: Address;
   largePages: boolean;
   /** Where the cache's memory is, when it was advised for transparent huge pages; else 0. */
   advised: Address;
+}
+
+/** Fill an allocated cache from the key (Argon2d over 256 MiB, one thread). */
+export interface InitCacheRequest {
+  op: 'initCache';
+  cache: Address;
+  key: Uint8Array;
 }
 
 /** Items per chunk of a dataset fill: ~0.15 s of building, so cancel and progress stay prompt. */
@@ -72,8 +79,9 @@ export interface LoadDatasetRequest {
   dataset: Address;
   itemBytes: number;
   segmentBytes: number;
-  /** SHA-256 of each segment, from the file's header. */
+  /** The checksum of each segment and their key, from the file's header (dataset-file.ts). */
   digests: Uint8Array[];
+  checksumKey: Uint8Array;
   next: SharedArrayBuffer;
   control: SharedArrayBuffer;
   progress: SharedArrayBuffer;
@@ -82,6 +90,9 @@ export interface LoadDatasetReply {
   completed: boolean;
   /** Why the file cannot be used (a checksum, a short read); the build takes over then. */
   corrupt?: string;
+  /** This worker's wall and CPU time in the load. */
+  seconds: number;
+  cpuSeconds: number;
 }
 
 /** Recompute single items with randomx_init_dataset and compare them with what is there. */
@@ -162,6 +173,7 @@ export interface ScanReport {
 }
 
 export type WorkerRequest =
+  | AllocCacheRequest
   | InitCacheRequest
   | InitDatasetRequest
   | LoadDatasetRequest

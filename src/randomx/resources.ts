@@ -21,7 +21,7 @@ import { freeHugePageBytes, hasRoomFor, requireRoomForDataset } from './memory';
 import {
   Control,
   type Binding,
-  type InitCacheReply,
+  type AllocCacheReply,
   type InitDatasetReply,
   type LoadDatasetReply,
   type Mode,
@@ -51,7 +51,15 @@ export class KeyResource {
   cacheLargePages = false;
   /** Share of the cache in transparent huge pages, read once it is built. */
   cacheHugePages = 0;
+  /** Settles once the cache's memory exists (it is filled after, see cacheReady). */
+  cacheAllocated: Promise<void> = Promise.resolve();
+  /** Settles once the cache is filled from the key. */
   cacheReady: Promise<void> = Promise.resolve();
+  /** A worker is filling the cache: its memory must not be freed under it. */
+  cacheFilling = false;
+  cacheFilled = false;
+  /** Where the cache's memory is, when it was advised for transparent huge pages; else 0. */
+  cacheAdvised: Address = 0;
   cacheSeconds = 0;
   dataset: Address = 0;
   datasetPages: PageKind = 'small';
@@ -154,12 +162,15 @@ export class KeyResources {
       this.sweep();
     });
     try {
-      // The cache first, even for a dataset loaded from its file (which needs the cache only
-      // to be verified): allocated in this order, a dataset that does not fit the address
-      // space fails its own allocation, rather than leave the cache and the threads nothing.
-      await resource.cacheReady;
+      // The cache's memory first, so that a dataset that does not fit fails its own
+      // allocation; but a dataset loaded from its file needs the filled cache only to be
+      // verified, so the load runs while the cache is filled (a warm start's two big parts
+      // overlap on the cores). A build waits for the cache.
+      await resource.cacheAllocated;
       if (hooks?.signal.aborted) throw cancelled();
       if (mode === 'fast') await this.ensureDataset(resource, threads, hooks);
+      await resource.cacheReady;
+      if (hooks?.signal.aborted) throw cancelled();
     } catch (e) {
       release();
       throw e;
@@ -187,7 +198,7 @@ export class KeyResources {
     const abort = new AbortController();
     const hooks = backgroundHooks(abort.signal);
     const ready = (async () => {
-      await resource.cacheReady;
+      await resource.cacheAllocated;
       while (resource.build?.abandoned) await resource.build.promise.catch(() => {});
       if (abort.signal.aborted || resource.datasetState === 'ready') return;
       resource.build ??= this.startFill(resource, 1, this.options.background);
@@ -266,32 +277,52 @@ export class KeyResources {
     if (!resource) {
       resource = new KeyResource(++this.serials, Buffer.from(key));
       this.resources.set(hex, resource);
-      resource.cacheReady = this.buildCache(resource, cachePool);
-      // Awaited later by each user (a load awaits it only to verify): never unhandled.
+      const cache = resource;
+      resource.cacheAllocated = this.allocateCache(resource, cachePool);
+      resource.cacheReady = resource.cacheAllocated.then(() => this.fillCache(cache, cachePool));
+      // Awaited later by each user (a load awaits the fill only to verify): never unhandled.
+      resource.cacheAllocated.catch(() => {});
       resource.cacheReady.catch(() => {});
     }
     return resource;
   }
 
-  private async buildCache(resource: KeyResource, pool: WorkerPool): Promise<void> {
-    const t0 = performance.now();
+  private async allocateCache(resource: KeyResource, pool: WorkerPool): Promise<void> {
     try {
-      const reply = await pool.run<InitCacheReply>({
-        op: 'initCache',
+      const reply = await pool.run<AllocCacheReply>({
+        op: 'allocCache',
         flags: this.options.flags,
-        key: resource.key,
         largePages: this.options.largePages && freeHugePageBytes() >= CACHE_BYTES,
         transparentHugePages: this.transparentHugePages,
       });
       resource.cache = reply.cache;
       resource.cacheLargePages = reply.largePages;
-      if (reply.advised !== 0)
-        resource.cacheHugePages = hugePageCoverage(reply.advised, CACHE_BYTES);
-      resource.cacheSeconds = (performance.now() - t0) / 1000;
+      resource.cacheAdvised = reply.advised;
     } catch (e) {
       this.forget(resource);
       throw e;
     }
+  }
+
+  private async fillCache(resource: KeyResource, pool: WorkerPool): Promise<void> {
+    const t0 = performance.now();
+    resource.cacheFilling = true;
+    try {
+      await pool.run({ op: 'initCache', cache: resource.cache, key: resource.key });
+    } catch (e) {
+      // Only a worker that died (or was stopped by close()) gets here: the cache may be half
+      // filled, so the key starts afresh next time. Its memory is left alone, as a load into
+      // this key's dataset may still be running beside it.
+      resource.cacheFilling = false;
+      this.forget(resource);
+      throw e;
+    }
+    resource.cacheFilling = false;
+    resource.cacheFilled = true;
+    if (resource.cacheAdvised !== 0)
+      resource.cacheHugePages = hugePageCoverage(resource.cacheAdvised, CACHE_BYTES);
+    resource.cacheSeconds = (performance.now() - t0) / 1000;
+    this.sweep();
   }
 
   private async ensureDataset(
@@ -303,6 +334,7 @@ export class KeyResources {
       if (resource.datasetState === 'ready') return;
       throw new VigilError('Failed', 'fast mode needs a task');
     }
+    await this.options.pool.started();
     // A build whose jobs were all cancelled is winding down: let it end, then build anew,
     // rather than join it and fail as cancelled.
     while (resource.build?.abandoned) {
@@ -327,7 +359,8 @@ export class KeyResources {
    */
   private allocateDataset(resource: KeyResource): void {
     const bytes = datasetBytes();
-    requireRoomForDataset(bytes);
+    // A cache still being filled has not touched its memory yet: count it too.
+    requireRoomForDataset(bytes, resource.cacheFilled ? 0 : CACHE_BYTES);
     const rx = native();
     const flags = this.options.flags;
     const reserved = this.options.largePages && freeHugePageBytes() >= bytes;
@@ -364,11 +397,11 @@ export class KeyResources {
       const file = store?.find(resource.key);
       if (store && !file) log.info(`dataset cache: nothing kept for this key in ${store.dir}`);
       let source: DatasetSource = 'built';
-      if (file && (await this.loadFile(resource, build, file, workers, pool))) {
+      const loaded = file ? await this.loadFile(resource, build, file, workers, pool) : undefined;
+      if (loaded) {
         source = 'cache';
-        log.info(
-          `dataset cache: loaded ${file} in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
-        );
+        const seconds = ((performance.now() - t0) / 1000).toFixed(2);
+        log.info(`dataset cache: loaded ${file} in ${seconds} s (${loaded})`);
       } else {
         await this.buildItems(resource, build, workers, pool);
       }
@@ -422,8 +455,8 @@ export class KeyResources {
 
   /**
    * Fill the dataset from `file`, each segment checked against the header's checksum, then
-   * items at random positions recomputed from the cache. False (the file deleted, the fill
-   * reset for a build) if anything does not hold.
+   * items at random positions recomputed from the cache. Where the time went, or undefined
+   * (the file deleted, the fill reset for a build) if anything does not hold.
    */
   private async loadFile(
     resource: KeyResource,
@@ -431,7 +464,7 @@ export class KeyResources {
     file: string,
     workers: number,
     pool: WorkerPool,
-  ): Promise<boolean> {
+  ): Promise<string | undefined> {
     const store = this.options.store as DatasetStore;
     const itemBytes = build.items * DATASET_ITEM_SIZE;
     let header: DatasetFileHeader | string;
@@ -439,12 +472,13 @@ export class KeyResources {
       header = await readHeader(file, resource.key, build.items, itemBytes);
     } catch (e) {
       store.discard(file, `cannot be read (${messageOf(e)})`);
-      return false;
+      return undefined;
     }
     if (typeof header === 'string') {
       store.discard(file, header);
-      return false;
+      return undefined;
     }
+    const t0 = performance.now();
     build.run(
       pool,
       {
@@ -454,6 +488,7 @@ export class KeyResources {
         itemBytes,
         segmentBytes: header.segmentBytes,
         digests: header.segments,
+        checksumKey: header.checksumKey,
         ...build.words,
       },
       workers,
@@ -468,14 +503,25 @@ export class KeyResources {
       reason = `cannot be read (${messageOf((failure as PromiseRejectedResult).reason)})`;
     else if (corrupt) reason = (corrupt as PromiseFulfilledResult<LoadDatasetReply>).value.corrupt;
     else if (Atomics.load(build.progress, 0) !== build.items) throw cancelled();
-    else {
-      await resource.cacheReady;
-      reason = await this.verify(resource, build.items, pool);
-    }
-    if (reason === undefined) return true;
-    store.discard(file, reason);
-    build.restart();
-    return false;
+    const reject = (why: string): undefined => {
+      store.discard(file, why);
+      build.restart();
+      return undefined;
+    };
+    if (reason !== undefined) return reject(reason);
+    const read = (performance.now() - t0) / 1000;
+    await resource.cacheReady;
+    const t1 = performance.now();
+    reason = await this.verify(resource, build.items, pool);
+    if (reason !== undefined) return reject(reason);
+    const replies = results.map((r) => (r as PromiseFulfilledResult<LoadDatasetReply>).value);
+    const cpu = replies.reduce((sum, r) => sum + r.cpuSeconds, 0);
+    return (
+      `read and checksummed by ${replies.length} workers in ${read.toFixed(2)} s, ` +
+      `${cpu.toFixed(2)} CPU s; the key's cache filled beside it in ` +
+      `${resource.cacheSeconds.toFixed(2)} s; ${VERIFIED_ITEMS + 2} items recomputed in ` +
+      `${((performance.now() - t1) / 1000).toFixed(3)} s`
+    );
   }
 
   /** Recompute items at random positions (and both ends) and compare; the reason if not equal. */
@@ -551,7 +597,7 @@ export class KeyResources {
     // While closing, workers may still be running; freeAll() frees everything after them.
     if (this.closed) return;
     for (const resource of [...this.resources.values()]) {
-      if (resource.refs > 0 || resource.build) continue;
+      if (resource.refs > 0 || resource.build || resource.cacheFilling) continue;
       if (resource !== this.cacheOwner && resource !== this.datasetOwner) {
         this.free(resource);
         this.forget(resource);

@@ -29,7 +29,8 @@ import {
   type HashBatchReply,
   type HashBatchRequest,
   type HashRequest,
-  type InitCacheReply,
+  type AllocCacheReply,
+  type AllocCacheRequest,
   type InitCacheRequest,
   type InitDatasetReply,
   type InitDatasetRequest,
@@ -75,7 +76,7 @@ function nonEmpty(input: Uint8Array): Uint8Array {
   return input.length === 0 ? EMPTY : input;
 }
 
-function initCache(req: InitCacheRequest): InitCacheReply {
+function allocCache(req: AllocCacheRequest): AllocCacheReply {
   const rx = native();
   let cache = req.largePages ? rx.allocCache(req.flags | Flag.LARGE_PAGES) : 0;
   const largePages = cache !== 0;
@@ -85,8 +86,11 @@ function initCache(req: InitCacheRequest): InitCacheReply {
     if (cache !== 0 && req.transparentHugePages) advised = adviseCacheHugePages(cache);
   }
   if (cache === 0) throw new Error('cannot allocate the RandomX cache (256 MiB)');
-  rx.initCache(cache, nonEmpty(req.key), req.key.length);
   return { cache, largePages, advised };
+}
+
+function initCache(req: InitCacheRequest): void {
+  native().initCache(req.cache, nonEmpty(req.key), req.key.length);
 }
 
 function initDataset(req: InitDatasetRequest): InitDatasetReply {
@@ -220,10 +224,9 @@ function scan(req: ScanRequest): number {
   }
 }
 
-// A background pool's worker runs at a lower priority (on Linux the nice value of a thread).
-// A background worker lowers its own priority. Where setpriority is refused (the system unit
-// filters @resources) it yields instead: it rests between chunks of its work, so that it
-// takes at most a fifth of a core from hashing.
+// A background worker lowers its own priority (the shipped unit allows setpriority for this).
+// Where that is refused (a stricter sandbox), it yields instead: it rests between chunks of
+// its work, so that it takes at most a fifth of a core from hashing.
 const nice = (workerData as { nice?: number } | null)?.nice;
 if (nice) {
   try {
@@ -235,6 +238,8 @@ if (nice) {
 
 export default function handle(req: WorkerRequest): unknown {
   switch (req.op) {
+    case 'allocCache':
+      return allocCache(req);
     case 'initCache':
       return initCache(req);
     case 'initDataset':
