@@ -26,7 +26,8 @@ import { SIGNAL } from '../../src/bus/wire/message';
  */
 const EXAMPLES = path.resolve(__dirname, '../../../examples');
 const NOBODY = 65534;
-const SLOW_PACE_MS = 100;
+/** A slow(2) lasts 0.5 s: time enough to pause it on a busy machine, short enough to wait for. */
+const SLOW_PACE_MS = 250;
 
 /** The examples print `owner NAME`, `finished ID STATE JSON`, `slow_result ID VALUE`, ... */
 const EXAMPLE_SCRIPTS = { 'dbus-python': 'watch_tasks.py', gio: 'watch_tasks_gio.py' };
@@ -233,16 +234,16 @@ test('the interop clients (dbus-python tutorial, GDBus object manager) ignore fo
     {
       p: new WatchedProcess(
         SYSTEM_PYTHON,
-        [path.join(INTEROP_SOURCE, 'tutorial_client.py'), '8', '12'],
+        [path.join(INTEROP_SOURCE, 'tutorial_client.py'), '8', '4'],
         env,
       ),
-      id: /^slow\(12\) id = (\w+)$/m,
+      id: /^slow\(4\) id = (\w+)$/m,
     },
     {
       p: new WatchedProcess(SYSTEM_PYTHON, [
         path.join(INTEROP_SOURCE, 'gio_watch.py'),
         bus.address,
-        '20',
+        '4',
         '20',
       ]),
       id: /^slow (\w+)$/m,
