@@ -242,7 +242,10 @@ export class KeyResources {
   /** From now on nothing is freed behind the workers' backs; `freeAll` does it after them. */
   closing(): void {
     this.closed = true;
-    for (const control of this.writes) Atomics.store(control, 0, Control.CANCEL);
+    for (const control of this.writes) {
+      Atomics.store(control, 0, Control.CANCEL);
+      Atomics.notify(control, 0);
+    }
   }
 
   /** Free everything; only once no worker can touch the memory any more. */
