@@ -5,7 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import { cancelled } from './control';
 import { followScan, type ScanRun } from './dispatch';
-import { datasetSource, type JobRuntime, type RunningJob } from './job-runtime';
+import { datasetSource, type JobRuntime } from './job-runtime';
 import type { Preparation } from './resources';
 import { targetOf } from './validate';
 import type {
@@ -116,8 +116,8 @@ export class SearchSession {
         .map(([nonce, hash]): FoundNonce => ({ nonce, hash })),
     });
 
-    let job: RunningJob | undefined = await rt.start(params.threads, hooks.signal);
-    let threads = job.threads;
+    const job = await rt.start(params.threads, hooks.signal);
+    const threads = job.threads;
     const started = performance.now();
     let hashesThisRun = 0;
     /** Set once `found` reached maxFound: the search ends there rather than grow without bound. */
@@ -125,15 +125,6 @@ export class SearchSession {
     let source: DatasetSource | undefined;
     try {
       for (;;) {
-        if (hooks.paused && !this.pending) {
-          // Paused: the hashing threads go back to other jobs until Resume, when the search
-          // takes its threads again (waiting its turn if they are in use) and goes on.
-          job.end();
-          job = undefined;
-          await untilResumed(hooks);
-          job = await rt.start(params.threads, hooks.signal);
-          threads = job.threads;
-        }
         const next = this.takePending();
         if (next) {
           for (const [nonce, hash] of found)
@@ -184,9 +175,6 @@ export class SearchSession {
           this.scan = scan;
           // Input that came while the lease was being taken: switch at once.
           if (this.pending) scan.stop();
-          const unsubscribe = hooks.onPauseChange((paused) => {
-            if (paused) scan.stop();
-          });
           const timer = setInterval(
             () => hooks.checkpoint(snapshot(scan.nextNonce())),
             rt.checkpointIntervalMs,
@@ -194,7 +182,6 @@ export class SearchSession {
           try {
             await followScan(rt.pool, scan, hooks);
           } finally {
-            unsubscribe();
             clearInterval(timer);
             this.scan = undefined;
             state.nextNonce = scan.nextNonce();
@@ -206,14 +193,14 @@ export class SearchSession {
               for (const nonce of [...found.keys()]) if (nonce > last) found.delete(nonce);
               state.nextNonce = Math.min(state.nextNonce, last + 1);
             }
-            // Stopped by a daemon shutdown (or cancel), or paused: keep the freshest resume point.
-            if (hooks.signal.aborted || hooks.paused) hooks.checkpoint(snapshot(state.nextNonce));
+            // Stopped by a daemon shutdown (or cancel): keep the freshest resume point.
+            if (hooks.signal.aborted) hooks.checkpoint(snapshot(state.nextNonce));
           }
         } finally {
           lease.release();
         }
         if (hooks.signal.aborted) throw cancelled();
-        if (truncated || state.nextNonce >= end || !(this.pending || hooks.paused)) break;
+        if (truncated || !this.pending) break;
       }
       const seconds = (performance.now() - started) / 1000;
       return {
@@ -227,25 +214,7 @@ export class SearchSession {
     } finally {
       this.hashingKey = undefined;
       this.prepareNextKey(undefined);
-      job?.end();
+      job.end();
     }
   }
-}
-
-/** Settles when the job is resumed; rejects as cancelled if it is cancelled first. */
-function untilResumed(hooks: SearchHooks): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const done = (settle: () => void): void => {
-      unsubscribe();
-      hooks.signal.removeEventListener('abort', onAbort);
-      settle();
-    };
-    const onAbort = (): void => done(() => reject(cancelled()));
-    const unsubscribe = hooks.onPauseChange((paused) => {
-      if (!paused) done(resolve);
-    });
-    if (hooks.signal.aborted) onAbort();
-    else if (!hooks.paused) done(resolve);
-    else hooks.signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
