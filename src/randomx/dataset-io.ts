@@ -151,21 +151,6 @@ export function verifyItems(req: VerifyItemsRequest): VerifyItemsReply {
   return { mismatches };
 }
 
-/**
- * A dataset is written at most this fast (2080 MiB in about 16 s): the write is never urgent,
- * and spread out it takes little of the memory bandwidth the hashing threads live on.
- */
-const WRITE_BYTES_PER_MS = (128 * 1024 * 1024) / 1000;
-/** Written data is flushed to the disk this often, so the final fsync is no 2 GiB burst. */
-const FLUSH_BYTES = 256 * 1024 * 1024;
-
-/** Wait (woken early by a cancel) until `bytes` written since `t0` keep to the write rate. */
-function pace(control: Int32Array, t0: number, bytes: number): void {
-  const ahead = t0 + bytes / WRITE_BYTES_PER_MS - performance.now();
-  if (ahead > 0 && Atomics.load(control, 0) === Control.RUN)
-    Atomics.wait(control, 0, Control.RUN, ahead);
-}
-
 export function saveDataset(req: SaveDatasetRequest): SaveDatasetReply {
   const control = new Int32Array(req.control);
   const memory = native().datasetMemory(req.dataset);
@@ -175,7 +160,6 @@ export function saveDataset(req: SaveDatasetRequest): SaveDatasetReply {
     fs.writeSync(fd, Buffer.alloc(HEADER_BYTES), 0, HEADER_BYTES, 0);
     const checksumKey = newChecksumKey();
     const digests: Buffer[] = [];
-    const t0 = performance.now();
     for (let offset = 0; offset < req.itemBytes; offset += SEGMENT_BYTES) {
       if (Atomics.load(control, 0) === Control.CANCEL) return { saved: false };
       const started = performance.now();
@@ -194,10 +178,8 @@ export function saveDataset(req: SaveDatasetRequest): SaveDatasetReply {
             HEADER_BYTES + offset + at + written,
           );
         }
-        pace(control, t0, offset + at + piece.length);
       }
       digests.push(checksum.digest());
-      if ((offset + SEGMENT_BYTES) % FLUSH_BYTES === 0) fs.fdatasyncSync(fd);
       rest(control, started);
     }
     const header = encodeHeader({
