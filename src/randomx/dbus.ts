@@ -5,12 +5,11 @@ import type { ObjectServer } from '../bus/server';
 import { unwrapDict } from '../bus/values';
 import { submitter, taskPath } from '../tasks/dbus';
 import type { TaskManager } from '../tasks/manager';
-import type { Json, Submitter } from '../tasks/types';
+import type { Submitter } from '../tasks/types';
 import type { RandomXEngine } from './engine';
 import { BATCH_KIND, BENCHMARK_KIND, SEARCH_KIND } from './kinds';
 import {
   batchArgs,
-  batchToJson,
   benchmarkArgs,
   benchmarkToJson,
   hashArgs,
@@ -29,7 +28,7 @@ export interface RandomXService {
 async function submit(
   svc: RandomXService,
   kind: string,
-  params: Json,
+  params: unknown,
   owner: Submitter,
 ): Promise<string> {
   return taskPath(svc.manager.submit(kind, params, owner).id);
@@ -69,7 +68,7 @@ export const randomXInterface: InterfaceSpec<RandomXService> = {
       heavy: true,
       handler: async (svc, [key, inputs, rawOptions], ctx) => {
         const params = batchArgs(key, inputs, unwrapDict(rawOptions), svc.engine);
-        return submit(svc, BATCH_KIND, batchToJson(params), await submitter(ctx));
+        return submit(svc, BATCH_KIND, params, await submitter(ctx));
       },
     },
     {

@@ -7,19 +7,24 @@ import { typed, type TypedDict } from '../core/typed';
 import type { TaskContext, TaskKind } from '../tasks/types';
 import type { RandomXEngine } from './engine';
 import {
-  batchFromJson,
   benchmarkFromJson,
   searchFromJson,
   searchInput,
   stateFromJson,
   stateToJson,
   storedSearch,
-  type BatchParamsJson,
   type BenchmarkParamsJson,
   type SearchParamsJson,
 } from './params';
 import type { SearchSession } from './search-job';
-import type { DatasetSource, SearchHooks, SearchInput, SearchJob, SearchResult } from './types';
+import type {
+  BatchParams,
+  DatasetSource,
+  SearchHooks,
+  SearchInput,
+  SearchJob,
+  SearchResult,
+} from './types';
 
 export const BATCH_KIND = 'randomx-batch';
 export const SEARCH_KIND = 'randomx-search';
@@ -40,13 +45,13 @@ function jobSummary(r: {
   };
 }
 
-export function batchKind(engine: RandomXEngine): TaskKind<BatchParamsJson> {
+export function batchKind(engine: RandomXEngine): TaskKind<BatchParams> {
   return {
     name: BATCH_KIND,
     unit: 'hashes',
     cancelable: true,
     run: async (ctx, params) => {
-      const { key, inputs, ...options } = batchFromJson(params);
+      const { key, inputs, ...options } = params;
       const result = await engine.hashBatch(key, inputs, options, ctx);
       return { hashes: typed.aay(result.hashes), ...jobSummary(result) };
     },

@@ -190,14 +190,6 @@ function object(value: Json | undefined, what: string): { [key: string]: Json } 
   return value;
 }
 
-export interface BatchParamsJson {
-  [key: string]: Json;
-  key: string;
-  inputs: string[];
-  mode: Mode;
-  threads: number;
-}
-
 export interface BenchmarkParamsJson {
   [key: string]: Json;
   nonces: number;
@@ -224,23 +216,10 @@ export interface SearchParamsJson extends SearchJobJson {
 }
 
 /*
- * Batch and benchmark params only ever come back from the task they were given to (neither
- * kind is resumed after a restart), so decoding them trusts them.
+ * Benchmark params only ever come back from the task they were given to (the kind is not
+ * resumed after a restart), so decoding them trusts them. Batch params are not turned into
+ * JSON at all: the kind keeps the Buffers.
  */
-export const batchToJson = (p: BatchParams): BatchParamsJson => ({
-  key: hex(p.key),
-  inputs: p.inputs.map(hex),
-  mode: p.mode,
-  threads: p.threads,
-});
-
-export const batchFromJson = (j: BatchParamsJson): BatchParams => ({
-  key: Buffer.from(j.key, 'hex'),
-  inputs: j.inputs.map((input) => Buffer.from(input, 'hex')),
-  mode: j.mode,
-  threads: j.threads,
-});
-
 export const benchmarkToJson = (p: BenchmarkParams): BenchmarkParamsJson => ({
   nonces: p.nonces,
   key: p.key ? hex(p.key) : null,

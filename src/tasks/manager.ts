@@ -175,11 +175,11 @@ export class TaskManager extends EventEmitter<TaskManagerEvents> implements Slot
   }
 
   /** Queue a new task of `kindName` for `owner`; it starts when a slot is free. */
-  submit(kindName: string, params: Json, owner: Submitter): Task {
+  submit(kindName: string, params: unknown, owner: Submitter): Task {
     if (this.stopping) throw new VigilError('Busy', 'vigil is shutting down');
     const kind = this.kinds.get(kindName);
     if (!kind) throw new VigilError('NotSupported', `unknown task kind ${kindName}`);
-    kind.validate?.(params);
+    kind.validate?.(params as never);
     const open = this.unfinishedByUid.get(owner.uid) ?? 0;
     if (open >= this.options.maxQueuedPerUser) {
       throw new VigilError(
@@ -206,7 +206,11 @@ export class TaskManager extends EventEmitter<TaskManagerEvents> implements Slot
     // Recorded before it exists anywhere else: a task the history cannot hold is refused.
     try {
       this.recorder.writeOrThrow(() =>
-        this.options.history.insert(task.toSummary(), kind.resumable ? params : undefined),
+        // A resumable kind's params are JSON (see TaskKind); no other kind's are written.
+        this.options.history.insert(
+          task.toSummary(),
+          kind.resumable ? (params as Json) : undefined,
+        ),
       );
     } catch (e) {
       throw new VigilError(

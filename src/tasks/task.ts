@@ -55,7 +55,7 @@ export interface TaskInit {
   /** The submitter is root or in the `vigil` group: served ahead of unprivileged queues. */
   privileged?: boolean;
   /** What the kind's `run` gets; none for a task rebuilt from its record (it will not run). */
-  params?: Json;
+  params?: unknown;
   now: () => number;
   restoredCheckpoint?: Json;
   createdTime?: number;
@@ -97,7 +97,7 @@ export class Task extends EventEmitter<TaskEvents> {
   private readonly now: () => number;
   private readonly gate: SlotGate;
   /** The params, kept only until the task finishes (a batch's may be megabytes). */
-  private payload: Json | undefined;
+  private payload: unknown;
   /** The job has begun (so a `queued` task is one resumed and waiting for its slot back). */
   private started = false;
   /** The job must hold still: paused, or resumed and still waiting for a slot. */
@@ -142,7 +142,7 @@ export class Task extends EventEmitter<TaskEvents> {
   }
 
   /** The params it was submitted with; undefined once finished (they are not kept). */
-  get params(): Json | undefined {
+  get params(): unknown {
     return this.payload;
   }
 

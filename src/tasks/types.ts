@@ -64,7 +64,12 @@ export interface TaskContext {
 }
 
 /** One kind of long job (slow-random, randomx-search, ...). */
-export interface TaskKind<P extends Json = Json> {
+/**
+ * P is what `run` gets. A resumable kind's params are written to the history, so they must be
+ * JSON; the others may keep anything (a 4 MiB batch keeps its Buffers: turning 65,536 inputs
+ * into hex and back held the main loop for about 80 ms).
+ */
+export interface TaskKind<P = Json> {
   readonly name: string;
   /** Unit of Done/Total, e.g. `bits`, `hashes`. */
   readonly unit: string;
