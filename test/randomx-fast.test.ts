@@ -229,6 +229,14 @@ describe('fast mode with the dataset cache', () => {
       await untilLogged(daemon, /dataset cache: saved /);
       expect(fs.readdirSync(cacheDir)).toEqual([datasetFileName(KEY)]);
       expect(fs.statSync(cached).size).toBe(HEADER_BYTES + datasetBytes());
+      // Written by direct I/O where the filesystem takes it (tmpfs keeps the page cache path):
+      // the 2 GiB are not left in the page cache, pushing other files out.
+      const fsType = execFileSync('stat', ['-f', '-c', '%T', cacheDir]).toString().trim();
+      if (fsType !== 'tmpfs') {
+        expect(daemon.output()).toMatch(/dataset cache: saved \S+ in [\d.]+ s \(direct I\/O/);
+        const resident = execFileSync('fincore', ['-bn', '-o', 'RES', cached]).toString();
+        expect(Number(resident.trim())).toBeLessThan(datasetBytes() / 100);
+      }
     },
     BUILD_MS,
   );
@@ -239,6 +247,9 @@ describe('fast mode with the dataset cache', () => {
       await restart();
       const result = await fastVectors();
       expect(result.dataset_source).toBe('cache');
+      expect(daemon.output()).toMatch(
+        /dataset cache: loaded .*; (direct I\/O|through the page cache)\)$/m,
+      );
       expect(phases(result.task, 'dataset')).toBe(1);
       const loading = progress.messages.filter(
         (m) => m.path === result.task && (m.body[1] as bigint) > 0n,

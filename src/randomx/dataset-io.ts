@@ -19,6 +19,14 @@ import {
   newChecksumKey,
   segmentCount,
 } from './dataset-file';
+import {
+  BOUNCE_BYTES,
+  createForWriting,
+  endAt,
+  openForReading,
+  readAt,
+  writeAt,
+} from './direct-io';
 import { DATASET_ITEM_SIZE, native, type Address } from './native';
 import {
   Control,
@@ -64,18 +72,8 @@ function view(address: Address, bytes: number): Uint8Array {
   return new Uint8Array(koffi.view(BigInt(address), bytes));
 }
 
-function readFully(fd: number, into: Uint8Array, position: number): number {
-  let done = 0;
-  while (done < into.length) {
-    const n = fs.readSync(fd, into, done, into.length - done, position + done);
-    if (n === 0) break;
-    done += n;
-  }
-  return done;
-}
-
 /** Bytes moved and checksummed at a time: one huge page, small enough to stay in L2/L3. */
-const PIECE_BYTES = 2 * 1024 * 1024;
+const PIECE_BYTES = BOUNCE_BYTES;
 
 /** CPU seconds this thread has used (utime + stime from /proc/thread-self/stat). */
 export function threadCpuSeconds(): number {
@@ -96,12 +94,13 @@ export function loadDataset(req: LoadDatasetRequest): LoadDatasetReply {
   const segments = segmentCount(req.itemBytes, req.segmentBytes);
   const cpu0 = threadCpuSeconds();
   const t0 = performance.now();
-  const fd = fs.openSync(req.path, 'r');
+  const file = openForReading(req.path);
   const finish = (completed: boolean, corrupt?: string): LoadDatasetReply => ({
     completed,
     corrupt,
     seconds: (performance.now() - t0) / 1000,
     cpuSeconds: threadCpuSeconds() - cpu0,
+    direct: file.direct,
   });
   const stopAll = (corrupt: string): LoadDatasetReply => {
     // The siblings stop too: the dataset will be built instead.
@@ -121,7 +120,7 @@ export function loadDataset(req: LoadDatasetRequest): LoadDatasetReply {
       const checksum = new SegmentChecksum(req.checksumKey, segment);
       for (let at = 0; at < bytes; at += PIECE_BYTES) {
         const piece = into.subarray(at, Math.min(at + PIECE_BYTES, bytes));
-        if (readFully(fd, piece, HEADER_BYTES + offset + at) !== piece.length) {
+        if (readAt(file, piece, HEADER_BYTES + offset + at) !== piece.length) {
           return stopAll(`the file is truncated (segment ${segment})`);
         }
         checksum.update(piece);
@@ -133,7 +132,7 @@ export function loadDataset(req: LoadDatasetRequest): LoadDatasetReply {
       rest(control, started);
     }
   } finally {
-    fs.closeSync(fd);
+    fs.closeSync(file.fd);
   }
 }
 
@@ -154,30 +153,27 @@ export function verifyItems(req: VerifyItemsRequest): VerifyItemsReply {
 export function saveDataset(req: SaveDatasetRequest): SaveDatasetReply {
   const control = new Int32Array(req.control);
   const memory = native().datasetMemory(req.dataset);
-  const fd = fs.openSync(req.tempPath, 'wx', 0o600);
+  const cpu0 = threadCpuSeconds();
+  const file = createForWriting(req.tempPath);
+  const reply = (saved: boolean): SaveDatasetReply => ({
+    saved,
+    direct: file.direct,
+    cpuSeconds: threadCpuSeconds() - cpu0,
+  });
   let renamed = false;
   try {
-    fs.writeSync(fd, Buffer.alloc(HEADER_BYTES), 0, HEADER_BYTES, 0);
+    writeAt(file, Buffer.alloc(HEADER_BYTES), 0);
     const checksumKey = newChecksumKey();
     const digests: Buffer[] = [];
     for (let offset = 0; offset < req.itemBytes; offset += SEGMENT_BYTES) {
-      if (Atomics.load(control, 0) === Control.CANCEL) return { saved: false };
+      if (Atomics.load(control, 0) === Control.CANCEL) return reply(false);
       const started = performance.now();
       const segment = view(memory + offset, Math.min(SEGMENT_BYTES, req.itemBytes - offset));
       const checksum = new SegmentChecksum(checksumKey, digests.length);
       for (let at = 0; at < segment.length; at += PIECE_BYTES) {
         const piece = segment.subarray(at, Math.min(at + PIECE_BYTES, segment.length));
         checksum.update(piece);
-        let written = 0;
-        while (written < piece.length) {
-          written += fs.writeSync(
-            fd,
-            piece,
-            written,
-            piece.length - written,
-            HEADER_BYTES + offset + at + written,
-          );
-        }
+        writeAt(file, piece, HEADER_BYTES + offset + at);
       }
       digests.push(checksum.digest());
       rest(control, started);
@@ -190,9 +186,10 @@ export function saveDataset(req: SaveDatasetRequest): SaveDatasetReply {
       checksumKey,
       segments: digests,
     });
-    fs.writeSync(fd, header, 0, HEADER_BYTES, 0);
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
+    writeAt(file, header, 0);
+    endAt(file, HEADER_BYTES + req.itemBytes);
+    fs.fsyncSync(file.fd);
+    fs.closeSync(file.fd);
     fs.renameSync(req.tempPath, req.finalPath);
     renamed = true;
     const dir = fs.openSync(path.dirname(req.finalPath), 'r');
@@ -201,11 +198,11 @@ export function saveDataset(req: SaveDatasetRequest): SaveDatasetReply {
     } finally {
       fs.closeSync(dir);
     }
-    return { saved: true };
+    return reply(true);
   } finally {
     if (!renamed) {
       try {
-        fs.closeSync(fd);
+        fs.closeSync(file.fd);
       } catch {
         // already closed before the rename failed
       }

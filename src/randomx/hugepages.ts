@@ -4,7 +4,7 @@
  * really backs with huge pages, read from /proc/self/smaps.
  */
 import fs from 'node:fs';
-import koffi from 'koffi';
+import { libc } from './libc';
 import type { Address } from './native';
 
 const HUGE_PAGE = 2 * 1024 * 1024;
@@ -22,21 +22,6 @@ export function thpMode(file = THP_SETTING): ThpMode {
     // no THP support in this kernel
   }
   return 'never';
-}
-
-interface Libc {
-  madvise(addr: Address, length: number, advice: number): number;
-}
-
-let loaded: Libc | undefined;
-function libc(): Libc {
-  if (loaded) return loaded;
-  const lib = koffi.load('libc.so.6');
-  const fn = <T>(decl: string): T => lib.func(decl) as unknown as T;
-  loaded = {
-    madvise: fn('int madvise(uintptr_t addr, size_t length, int advice)'),
-  };
-  return loaded;
 }
 
 /**

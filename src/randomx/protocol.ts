@@ -91,6 +91,8 @@ export interface LoadDatasetReply {
   /** This worker's wall and CPU time in the load. */
   seconds: number;
   cpuSeconds: number;
+  /** Read with direct I/O (O_DIRECT), not through the page cache. */
+  direct: boolean;
 }
 
 /** Recompute single items with randomx_init_dataset and compare them with what is there. */
@@ -116,6 +118,10 @@ export interface SaveDatasetRequest {
 }
 export interface SaveDatasetReply {
   saved: boolean;
+  /** Written with direct I/O (O_DIRECT), not through the page cache. */
+  direct: boolean;
+  /** The writing thread's CPU seconds. */
+  cpuSeconds: number;
 }
 
 export interface HashRequest {

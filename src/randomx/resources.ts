@@ -522,7 +522,8 @@ export class KeyResources {
       `read and checksummed by ${replies.length} workers in ${read.toFixed(2)} s, ` +
       `${cpu.toFixed(2)} CPU s; the key's cache filled beside it in ` +
       `${resource.cacheSeconds.toFixed(2)} s; ${VERIFIED_ITEMS + 2} items recomputed in ` +
-      `${((performance.now() - t1) / 1000).toFixed(3)} s`
+      `${((performance.now() - t1) / 1000).toFixed(3)} s; ` +
+      (replies.every((r) => r.direct) ? 'direct I/O' : 'through the page cache')
     );
   }
 
@@ -579,7 +580,11 @@ export class KeyResources {
         (reply) => {
           if (!reply.saved) return;
           const seconds = ((performance.now() - t0) / 1000).toFixed(1);
-          log.info(`dataset cache: saved ${finalPath} in ${seconds} s`);
+          const how = reply.direct ? 'direct I/O' : 'through the page cache';
+          log.info(
+            `dataset cache: saved ${finalPath} in ${seconds} s ` +
+              `(${how}, ${reply.cpuSeconds.toFixed(2)} CPU s)`,
+          );
           store.evict(store.limit);
         },
         (e: unknown) => {
