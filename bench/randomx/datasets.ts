@@ -198,22 +198,59 @@ async function main(): Promise<void> {
     if (parts.has('switch')) for (let i = 0; i < reps; i++) await switchOnce('switch', 1);
 
     // A background cache write: a fresh key's build ends, its write starts, and the
-    // benchmark hashes meanwhile; then the same key again, nothing written.
+    // benchmark hashes meanwhile; then the same key again. The control is the same sequence on
+    // a daemon that writes nothing (dataset_cache = 0), interleaved: a first run on a fresh
+    // dataset may differ from a second for reasons of its own, and the control has them too.
     if (parts.has('write')) {
-      for (let i = 0; i < reps; i++) {
+      const sequence = async (): Promise<Record<string, number>> => {
         const fresh = randomBytes(32);
-        const mark = daemon.output().length;
         const during = await benchmark(client, nonces, { key: variant('ay', fresh) });
-        const writing = !/dataset cache: saved /.test(daemon.output().slice(mark));
-        await untilLogged(daemon, /dataset cache: saved /, mark);
         const after = await benchmark(client, nonces, { key: variant('ay', fresh) });
-        say('write', {
-          during: during.hashrate,
-          after: after.hashrate,
+        return {
+          during: Number(during.hashrate),
+          after: Number(after.hashrate),
           ratio: Number(during.hashrate) / Number(after.hashrate),
-          writeOutlastedHashing: writing,
-        });
+        };
+      };
+      const noCache = randomxConfig(tempDir('vigil-bench-'), [
+        `threads = ${threads}`,
+        'dataset_cache = 0',
+      ]);
+      for (let i = 0; i < reps; i++) {
+        const steps = [
+          async (): Promise<Record<string, unknown>> => {
+            await daemon.stop();
+            daemon = await start();
+            const mark = daemon.output().length;
+            const r = await sequence();
+            const tail = (): string => daemon.output().slice(mark);
+            const writeOutlastedHashing = !/dataset cache: saved /.test(tail());
+            await untilLogged(daemon, /dataset cache: saved /, mark);
+            const saved =
+              /saved \S+ in ([\d.]+) s \((direct I\/O|through the page cache), ([\d.]+) CPU s/.exec(
+                tail(),
+              );
+            return {
+              ...r,
+              writeOutlastedHashing,
+              writeSeconds: Number(saved?.[1]),
+              writeCpu: Number(saved?.[3]),
+              direct: saved?.[2] === 'direct I/O',
+            };
+          },
+          async (): Promise<Record<string, unknown>> => {
+            await daemon.stop();
+            daemon = await startRxDaemon(bus.address, stateDir, noCache, [], cacheDir);
+            const r = await sequence();
+            return { controlDuring: r.during, controlAfter: r.after, controlRatio: r.ratio };
+          },
+        ];
+        if (i % 2) steps.reverse();
+        const r = Object.assign({}, await steps[0](), await steps[1]()) as Record<string, number>;
+        say('write', { ...r, cost: 1 - r.ratio / r.controlRatio });
       }
+      await daemon.stop();
+      daemon = await start();
     }
 
     // A background next-key build: the same search with and without next_key, interleaved.
@@ -268,7 +305,10 @@ async function main(): Promise<void> {
     `| cold start to first hash, dataset built (s) | ${fixed(col('cold', 'seconds'), 2)} | ${log.cold.length} | – | |`,
     `| key switch gap, next key prepared in the background (s) | ${fixed(col('switch', 'switchSeconds'), 3)} | ${log.switch.length} | ≤ 1 | ${log.switch.length ? (median(col('switch', 'switchSeconds')) / 1).toFixed(3) : '–'} |`,
     `| background preparation of the next key, 1 hashing thread (s) | ${fixed(col('switch', 'prepareSeconds'), 1)} | ${log.switch.length} | – | |`,
-    `| H/s during a background cache write / after it | ${percent(col('write', 'ratio'))} | ${log.write.length} | ≥ 95% | |`,
+    `| H/s during a background cache write / after it | ${percent(col('write', 'ratio'))} | ${log.write.length} | | |`,
+    `| the same without a write (dataset_cache = 0), interleaved | ${percent(col('write', 'controlRatio'))} | ${log.write.length} | | |`,
+    `| hash-rate cost of the write: 1 − (with / without) | ${percent(col('write', 'cost'))} | ${log.write.length} | ≤ 5% | |`,
+    `| the write: seconds, CPU seconds of its thread | ${fixed(col('write', 'writeSeconds'), 1)}, ${fixed(col('write', 'writeCpu'), 2)} | ${log.write.length} | | |`,
     `| H/s during a background next-key build / without, ${threads} threads | ${percent(col('prepare', 'ratio'))} | ${log.prepare.length} | – | |`,
     `| background preparation of the next key, ${threads} hashing threads (s) | ${fixed(col('busy', 'prepareSeconds'), 1)} | ${log.busy.length} | – | |`,
     `| H/s during it / after the switch, ${threads} threads | ${percent(col('busy', 'ratio'))} | ${log.busy.length} | – | |`,

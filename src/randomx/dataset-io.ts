@@ -24,7 +24,7 @@ import {
   createForWriting,
   endAt,
   openForReading,
-  readAt,
+  readInto,
   writeAt,
 } from './direct-io';
 import { DATASET_ITEM_SIZE, native, type Address } from './native';
@@ -86,7 +86,7 @@ export function threadCpuSeconds(): number {
   }
 }
 
-export function loadDataset(req: LoadDatasetRequest): LoadDatasetReply {
+export async function loadDataset(req: LoadDatasetRequest): Promise<LoadDatasetReply> {
   const control = new Int32Array(req.control);
   const progress = new Int32Array(req.progress);
   const next = new Int32Array(req.next);
@@ -118,13 +118,10 @@ export function loadDataset(req: LoadDatasetRequest): LoadDatasetReply {
       const into = view(memory + offset, bytes);
       const started = performance.now();
       const checksum = new SegmentChecksum(req.checksumKey, segment);
-      for (let at = 0; at < bytes; at += PIECE_BYTES) {
-        const piece = into.subarray(at, Math.min(at + PIECE_BYTES, bytes));
-        if (readAt(file, piece, HEADER_BYTES + offset + at) !== piece.length) {
-          return stopAll(`the file is truncated (segment ${segment})`);
-        }
-        checksum.update(piece);
-      }
+      const got = await readInto(file, into, HEADER_BYTES + offset, (piece) =>
+        checksum.update(piece),
+      );
+      if (got !== bytes) return stopAll(`the file is truncated (segment ${segment})`);
       if (!checksum.digest().equals(req.digests[segment])) {
         return stopAll(`segment ${segment} does not match its checksum`);
       }

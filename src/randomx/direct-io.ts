@@ -28,10 +28,11 @@ export interface DatasetFd {
 
 const roundUp = (n: number): number => Math.ceil(n / DIRECT_ALIGN) * DIRECT_ALIGN;
 
-let bounce: Uint8Array | undefined;
-function bounceBuffer(): Uint8Array {
-  bounce ??= alignedMemory(BOUNCE_BYTES, BOUNCE_BYTES);
-  return bounce;
+/** Two per thread: one piece read ahead while the other is handled. */
+const bounces: Uint8Array[] = [];
+function bounceBuffer(slot = 0): Uint8Array {
+  bounces[slot] ??= alignedMemory(BOUNCE_BYTES, BOUNCE_BYTES);
+  return bounces[slot];
 }
 
 const isEinval = (e: unknown): boolean => (e as NodeJS.ErrnoException).code === 'EINVAL';
@@ -81,31 +82,66 @@ export function writeAt(file: DatasetFd, bytes: Uint8Array, position: number): v
   }
 }
 
-/** Read `into.length` bytes at `position`; fewer only at the end of the file. */
-export function readAt(file: DatasetFd, into: Uint8Array, position: number): number {
-  if (!file.direct) {
-    let done = 0;
-    while (done < into.length) {
-      const n = fs.readSync(file.fd, into, done, into.length - done, position + done);
-      if (n === 0) break;
-      done += n;
-    }
-    return done;
-  }
-  checkAligned(position, into.length);
-  const padded = roundUp(into.length);
-  const b = bounceBuffer();
+const readOnce = (fd: number, into: Uint8Array, offset: number, length: number, at: number) =>
+  new Promise<number>((resolve, reject) =>
+    fs.read(fd, into, offset, length, at, (e, n) => (e ? reject(e) : resolve(n))),
+  );
+
+/** Fill `target` from `position` (through bounce buffer `slot` if direct); bytes read. */
+async function readPiece(
+  file: DatasetFd,
+  target: Uint8Array,
+  position: number,
+  slot: number,
+): Promise<number> {
+  const direct = file.direct;
+  if (direct) checkAligned(position, target.length);
+  const into = direct ? bounceBuffer(slot) : target;
+  const want = direct ? roundUp(target.length) : target.length;
   let done = 0;
-  while (done < padded) {
-    const n = fs.readSync(file.fd, b, done, padded - done, position + done);
+  while (done < want) {
+    const n = await readOnce(file.fd, into, done, want - done, position + done);
     if (n === 0) break;
     done += n;
-    // A direct read comes short only at the end of the file, which is then not aligned.
-    if (done % DIRECT_ALIGN !== 0) break;
+    if (direct && done % DIRECT_ALIGN !== 0) break;
   }
-  const got = Math.min(done, into.length);
-  into.set(b.subarray(0, got));
+  const got = Math.min(done, target.length);
+  if (direct) target.set(into.subarray(0, got));
   return got;
+}
+
+/**
+ * Fill `into` from `position`, piece by piece, with the next two pieces' reads under way
+ * while `onPiece` handles the one that has arrived (the disk busy while the CPU checks).
+ * Returns the bytes read: fewer than `into.length` only at the end of the file.
+ */
+export async function readInto(
+  file: DatasetFd,
+  into: Uint8Array,
+  position: number,
+  onPiece: (piece: Uint8Array) => void,
+): Promise<number> {
+  const pieces = Math.ceil(into.length / BOUNCE_BYTES);
+  const part = (k: number): Uint8Array =>
+    into.subarray(k * BOUNCE_BYTES, Math.min((k + 1) * BOUNCE_BYTES, into.length));
+  const start = (k: number): Promise<number> =>
+    readPiece(file, part(k), position + k * BOUNCE_BYTES, k % 2);
+  const inFlight = [start(0), pieces > 1 ? start(1) : Promise.resolve(0)];
+  let done = 0;
+  try {
+    for (let k = 0; k < pieces; k++) {
+      const got = await inFlight[k % 2];
+      done += got;
+      const short = got < part(k).length;
+      if (!short && k + 2 < pieces) inFlight[k % 2] = start(k + 2);
+      onPiece(part(k).subarray(0, got));
+      if (short) break;
+    }
+  } finally {
+    // Nothing may still write into a bounce buffer (or `into`) after this returns.
+    await Promise.allSettled(inFlight);
+  }
+  return done;
 }
 
 /** After the last write: the file at exactly `size` bytes (a padded last piece cut back). */

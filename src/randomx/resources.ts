@@ -96,8 +96,10 @@ export interface Preparation {
 export interface ResourceOptions {
   /** The hashing workers (and the one for quick Hash). */
   pool: WorkerPool;
-  /** One low-priority worker for background work: next-key datasets, writing files. */
+  /** One low-priority worker for next-key datasets. */
   background: WorkerPool;
+  /** One lowest-priority worker writing built datasets to the cache directory. */
+  writer: WorkerPool;
   /** randomx_get_flags(), without FULL_MEM and LARGE_PAGES. */
   flags: number;
   /** Huge pages (reserved ones when free, transparent ones otherwise) may be used. */
@@ -566,7 +568,7 @@ export class KeyResources {
     this.writes.add(control);
     // Room first: a full directory holds `limit` files besides this one at most.
     store.evict(store.limit - 1, finalPath);
-    this.options.background
+    this.options.writer
       .run<SaveDatasetReply>({
         op: 'saveDataset',
         dataset: resource.dataset,
