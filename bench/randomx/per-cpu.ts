@@ -10,7 +10,9 @@
  * moves with what shares the core's caches and memory bandwidth).
  *
  *   npx tsc -p tsconfig.json && node dist/bench/randomx/per-cpu.js [--rounds N]
- *     [--nonces N] [--threads T] [--reference PATH/rxref.c]
+ *     [--nonces N] [--threads T] [--reference PATH/rxref.c] [--no-plain]
+ *
+ * --no-plain leaves out rxref without pages: more rounds of the bar's pair in the same time.
  *
  * Prints Markdown tables for BENCHMARKS.md and writes bench/out/randomx-per-cpu.json.
  */
@@ -34,7 +36,7 @@ const ROOT = path.resolve(__dirname, '../../..');
 const KEY = Buffer.from('test key 000');
 
 type Who = 'vigil' | 'rxref' | 'rxref-largepages';
-const WHO: Who[] = ['vigil', 'rxref', 'rxref-largepages'];
+const ALL: Who[] = ['vigil', 'rxref', 'rxref-largepages'];
 
 interface Run {
   who: Who;
@@ -61,9 +63,11 @@ async function main(): Promise<void> {
       nonces: { type: 'string', default: '6000' },
       threads: { type: 'string', default: '2' },
       reference: { type: 'string', default: path.resolve(ROOT, '../shared/reference/rxref.c') },
+      'no-plain': { type: 'boolean', default: false },
     },
   });
   const rounds = Number(values.rounds);
+  const WHO = values['no-plain'] ? ALL.filter((w) => w !== 'rxref') : ALL;
   const nonces = Number(values.nonces);
   const threads = Number(values.threads);
   const binary = buildReference(values.reference);
