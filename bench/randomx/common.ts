@@ -5,6 +5,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { JobHooks } from '../../src/randomx/types';
 
 export const OUT = path.resolve(__dirname, '../../../bench/out');
 
@@ -129,3 +130,14 @@ export async function runRxref(
 /** A `name=value` number from the reference's output. */
 export const rxrefField = (output: string, name: string): number =>
   Number(new RegExp(`${name}=([0-9.]+)`).exec(output)?.[1]);
+
+/** Hooks for a job run on the engine straight, with no task around it: nothing pauses it. */
+export function engineHooks(): JobHooks {
+  return {
+    signal: new AbortController().signal,
+    paused: false,
+    onPauseChange: () => () => {},
+    progress: () => {},
+    setPhase: () => {},
+  };
+}

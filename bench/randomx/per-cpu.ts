@@ -19,7 +19,6 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { RandomXEngine } from '../../src/randomx/engine';
-import type { JobHooks } from '../../src/randomx/types';
 import {
   busiestThreads,
   buildReference,
@@ -30,6 +29,7 @@ import {
   rxrefField,
   threadCpu,
   withReservedPages,
+  engineHooks,
 } from './common';
 
 const ROOT = path.resolve(__dirname, '../../..');
@@ -44,16 +44,6 @@ interface Run {
   hps: number;
   /** Hashes per CPU-second of the hashing threads. */
   hpcs: number;
-}
-
-function hooks(): JobHooks {
-  return {
-    signal: new AbortController().signal,
-    paused: false,
-    onPauseChange: () => () => {},
-    progress: () => {},
-    setPhase: () => {},
-  };
 }
 
 async function main(): Promise<void> {
@@ -79,7 +69,7 @@ async function main(): Promise<void> {
   };
   const vigil = async (round: number): Promise<void> => {
     const before = threadCpu(process.pid);
-    const r = await engine.benchmark({ nonces, mode: 'fast', threads, key: KEY }, hooks());
+    const r = await engine.benchmark({ nonces, mode: 'fast', threads, key: KEY }, engineHooks());
     const cpu = busiestThreads(before, threadCpu(process.pid), threads);
     // The dataset was built before the rounds: a measured run only hashes.
     if (r.initSeconds > 1) throw new Error('the dataset was built again');
@@ -99,7 +89,7 @@ async function main(): Promise<void> {
   };
   try {
     // The dataset first (with the reference's key), so the measured runs only hash.
-    await engine.benchmark({ nonces: 100, mode: 'fast', threads, key: KEY }, hooks());
+    await engine.benchmark({ nonces: 100, mode: 'fast', threads, key: KEY }, engineHooks());
     for (let round = 0; round < rounds; round++) {
       const order = WHO.map((_, i) => WHO[(i + round) % WHO.length]);
       for (const who of order) {

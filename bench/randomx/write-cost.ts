@@ -18,20 +18,9 @@ import { parseArgs } from 'node:util';
 import { RandomXEngine } from '../../src/randomx/engine';
 import { DATASET_ITEM_SIZE, native } from '../../src/randomx/native';
 import type { SaveDatasetReply } from '../../src/randomx/protocol';
-import type { JobHooks } from '../../src/randomx/types';
-import { median, report, runBench } from './common';
+import { median, report, runBench, engineHooks } from './common';
 
 const KEY = Buffer.from('test key 000');
-
-function hooks(): JobHooks {
-  return {
-    signal: new AbortController().signal,
-    paused: false,
-    onPauseChange: () => () => {},
-    progress: () => {},
-    setPhase: () => {},
-  };
-}
 
 interface Pair {
   during: number[];
@@ -57,10 +46,10 @@ async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(values.dir, 'vigil-write-cost-'));
   const engine = new RandomXEngine({ threads });
   const window = async (): Promise<number> =>
-    (await engine.benchmark({ nonces, mode: 'fast', threads, key: KEY }, hooks())).hashRate;
+    (await engine.benchmark({ nonces, mode: 'fast', threads, key: KEY }, engineHooks())).hashRate;
   const log: Pair[] = [];
   try {
-    await engine.benchmark({ nonces: 100, mode: 'fast', threads, key: KEY }, hooks());
+    await engine.benchmark({ nonces: 100, mode: 'fast', threads, key: KEY }, engineHooks());
     const dataset = engine.resources.currentDataset?.dataset ?? 0;
     if (!dataset) throw new Error('no dataset');
     for (let i = 0; i < pairs; i++) {
