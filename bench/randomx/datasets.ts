@@ -118,7 +118,8 @@ async function main(): Promise<void> {
   const cacheDir = tempDir('vigil-bench-cache-');
   const stateDir = tempDir('vigil-bench-state-');
   const config = randomxConfig(tempDir('vigil-bench-'), [`threads = ${threads}`]);
-  const start = (): Promise<RxDaemon> => startRxDaemon(bus.address, stateDir, config, [], cacheDir);
+  const start = (withConfig = config): Promise<RxDaemon> =>
+    startRxDaemon(bus.address, stateDir, withConfig, [], cacheDir);
   const log: Record<Part, Array<Record<string, unknown>>> = {
     warm: [],
     cold: [],
@@ -240,7 +241,7 @@ async function main(): Promise<void> {
           },
           async (): Promise<Record<string, unknown>> => {
             await daemon.stop();
-            daemon = await startRxDaemon(bus.address, stateDir, noCache, [], cacheDir);
+            daemon = await start(noCache);
             const r = await sequence();
             return { controlDuring: r.during, controlAfter: r.after, controlRatio: r.ratio };
           },

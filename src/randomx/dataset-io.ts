@@ -159,7 +159,7 @@ export function saveDataset(req: SaveDatasetRequest): SaveDatasetReply {
   });
   let renamed = false;
   try {
-    writeAt(file, Buffer.alloc(HEADER_BYTES), 0);
+    // The header goes in last, over the first block, once every segment's checksum is known.
     const checksumKey = newChecksumKey();
     const digests: Buffer[] = [];
     for (let offset = 0; offset < req.itemBytes; offset += SEGMENT_BYTES) {

@@ -110,6 +110,9 @@ export interface ResourceOptions {
   onChange: () => void;
 }
 
+/** How a dataset file was moved, for the log lines. */
+const ioPath = (direct: boolean): string => (direct ? 'direct I/O' : 'through the page cache');
+
 /** A job-like owner for background work: nobody pauses it, its progress goes nowhere. */
 function backgroundHooks(signal: AbortSignal): JobHooks {
   return {
@@ -525,7 +528,7 @@ export class KeyResources {
       `${cpu.toFixed(2)} CPU s; the key's cache filled beside it in ` +
       `${resource.cacheSeconds.toFixed(2)} s; ${VERIFIED_ITEMS + 2} items recomputed in ` +
       `${((performance.now() - t1) / 1000).toFixed(3)} s; ` +
-      (replies.every((r) => r.direct) ? 'direct I/O' : 'through the page cache')
+      ioPath(replies.every((r) => r.direct))
     );
   }
 
@@ -582,10 +585,9 @@ export class KeyResources {
         (reply) => {
           if (!reply.saved) return;
           const seconds = ((performance.now() - t0) / 1000).toFixed(1);
-          const how = reply.direct ? 'direct I/O' : 'through the page cache';
           log.info(
             `dataset cache: saved ${finalPath} in ${seconds} s ` +
-              `(${how}, ${reply.cpuSeconds.toFixed(2)} CPU s)`,
+              `(${ioPath(reply.direct)}, ${reply.cpuSeconds.toFixed(2)} CPU s)`,
           );
           store.evict(store.limit);
         },
